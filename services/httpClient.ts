@@ -1,0 +1,235 @@
+// The one upstream client of the process (the Flask original's services/http_client.py): a got
+// instance carrying the defaults, extended once per upstream with its own keep-alive agents. Call
+// sites say only what differs (method, path, a route's timeout); failures come out as UpstreamError.
+import http from 'node:http';
+import https from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import got, { type Got, type Method, type RequestError } from 'got';
+import type { Config } from '../config.js';
+import { UpstreamError, type UpstreamErrorKind, type UpstreamName } from './errors.js';
+import type { Logger } from './logger.js';
+
+export interface UpstreamCall {
+  method?: Method;
+  /** Path (and query) on the upstream, starting with '/'. It can never change the host. */
+  path: string;
+  timeoutMs: number;
+  headers?: Record<string, string | string[] | undefined>;
+  body?: string | Buffer | Readable;
+  /** Sent as application/x-www-form-urlencoded. */
+  form?: Record<string, string>;
+  requestId?: string;
+  /** Aborts the upstream call, e.g. when the client goes away. */
+  signal?: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+}
+
+export interface UpstreamStream {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The body as it arrives; it errors if the upstream breaks or stalls mid-body. */
+  body: Readable;
+}
+
+export interface HttpClient {
+  /** A call whose answer the gateway reads whole (JSON), bounded by UPSTREAM_MAX_JSON_BYTES. */
+  request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse>;
+  /** A call whose answer is passed through as it arrives; resolves once the headers are in. */
+  stream(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamStream>;
+  readonly agents: Readonly<Record<UpstreamName, http.Agent>>;
+  close(): void;
+}
+
+const RETRY_ERROR_CODES = ['ECONNRESET', 'ECONNREFUSED', 'EPIPE'];
+const RETRY_STATUS_CODES = [502, 503, 504];
+const IDEMPOTENT_METHODS: Method[] = ['GET', 'HEAD'];
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+/** Parses an upstream body as JSON, or fails with the invalid_json kind carrying the text. */
+export function parseJson(upstream: UpstreamName, response: UpstreamResponse): unknown {
+  try {
+    return JSON.parse(response.text);
+  } catch (error) {
+    throw new UpstreamError('invalid_json', upstream, (error as Error).message, response.text);
+  }
+}
+
+function errorKind(error: RequestError): UpstreamErrorKind {
+  if (error.name === 'TimeoutError' || error.code === 'ETIMEDOUT') return 'timeout';
+  if (CONNECT_CODES.has(error.code) || error.code?.startsWith('HPE_')) return 'connect';
+  return 'reset';
+}
+
+// Plain words for the client: got's own messages name internal hosts and ports.
+function describe(error: RequestError, kind: UpstreamErrorKind): string {
+  if (kind === 'timeout') return 'timed out';
+  if (error.code === 'ECONNREFUSED') return 'connection refused';
+  if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') return 'host not found';
+  if (error.code?.startsWith('HPE_')) return 'invalid HTTP response';
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE') return 'connection reset';
+  if (kind === 'reset') return 'connection closed before the response was complete';
+  return 'connection failed';
+}
+
+function toUpstreamError(upstream: UpstreamName, error: unknown): UpstreamError {
+  if (error instanceof UpstreamError) return error;
+  const requestError = error as RequestError;
+  const kind = errorKind(requestError);
+  return new UpstreamError(kind, upstream, `${upstream} service: ${describe(requestError, kind)}`);
+}
+
+function isRetryable(method: Method, attempt: number, limit: number, status?: number, code?: string): boolean {
+  if (attempt > limit || !IDEMPOTENT_METHODS.includes(method)) return false;
+  return status !== undefined ? RETRY_STATUS_CODES.includes(status) : RETRY_ERROR_CODES.includes(code ?? '');
+}
+
+export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool'>, logger: Logger): HttpClient {
+  const { pool } = config;
+  const agentOptions: http.AgentOptions = {
+    keepAlive: true,
+    maxSockets: pool.maxSockets,
+    maxFreeSockets: pool.maxFreeSockets,
+    // An idle pooled socket is closed after this long: before uvicorn's 5 s keep-alive closes it
+    // under us, so a reused socket is never one the upstream is about to reset.
+    timeout: pool.idleSocketMs,
+    scheduling: 'lifo',
+  };
+  const agents = {
+    avatar: new http.Agent(agentOptions),
+    tts: new http.Agent(agentOptions),
+    webrtc: new http.Agent(agentOptions),
+  };
+  const httpsAgents = {
+    avatar: new https.Agent(agentOptions),
+    tts: new https.Agent(agentOptions),
+    webrtc: new https.Agent(agentOptions),
+  };
+
+  const base = got.extend({
+    http2: false,
+    decompress: false,
+    followRedirect: false,
+    throwHttpErrors: true,
+    headers: { 'user-agent': 'avatar-gateway' },
+    retry: {
+      limit: pool.retryLimit,
+      methods: IDEMPOTENT_METHODS,
+      statusCodes: RETRY_STATUS_CODES,
+      errorCodes: RETRY_ERROR_CODES,
+      backoffLimit: pool.retryBackoffMs,
+      noise: Math.min(pool.retryBackoffMs, 50),
+      maxRetryAfter: 1000,
+    },
+  });
+  const clients: Record<UpstreamName, Got> = {
+    avatar: base.extend({ agent: { http: agents.avatar, https: httpsAgents.avatar } }),
+    tts: base.extend({ agent: { http: agents.tts, https: httpsAgents.tts } }),
+    webrtc: base.extend({ agent: { http: agents.webrtc, https: httpsAgents.webrtc } }),
+  };
+
+  // Joins by text, never by URL resolution: '//evil.example/x' stays a path on the upstream.
+  function target(upstream: UpstreamName, path: string): URL {
+    const baseUrl = config.upstreams[upstream];
+    const url = new URL(baseUrl.origin + baseUrl.pathname.replace(/\/$/, '') + path);
+    if (url.origin !== baseUrl.origin) throw new UpstreamError('connect', upstream, 'refused to leave the upstream host');
+    return url;
+  }
+
+  function options(call: UpstreamCall) {
+    return {
+      method: call.method ?? 'GET',
+      headers: { ...call.headers, ...(call.requestId && { 'x-request-id': call.requestId }) },
+      body: call.body,
+      form: call.form,
+      signal: call.signal,
+      // Bounds the wait for the headers and each stall in the body, not a body that keeps flowing.
+      timeout: { socket: call.timeoutMs },
+    };
+  }
+
+  function logCall(upstream: UpstreamName, call: UpstreamCall, started: number, outcome: number | string): void {
+    logger.debug('upstream call', {
+      upstream,
+      method: call.method ?? 'GET',
+      path: call.path.split('?')[0],
+      status: outcome,
+      ms: Math.round(performance.now() - started),
+      requestId: call.requestId,
+    });
+  }
+
+  async function request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
+    const started = performance.now();
+    const url = target(upstream, call.path);
+    let tooLarge = false;
+    const pending = clients[upstream](url, { ...options(call), responseType: 'text' });
+    pending.on('downloadProgress', ({ transferred, total }) => {
+      if (transferred > pool.maxJsonBytes || (total ?? 0) > pool.maxJsonBytes) {
+        tooLarge = true;
+        pending.cancel();
+      }
+    });
+    try {
+      const response = await pending;
+      logCall(upstream, call, started, response.statusCode);
+      return { status: response.statusCode, headers: response.headers, text: response.body };
+    } catch (error) {
+      const response = (error as RequestError).response;
+      if (response && !tooLarge) {
+        // got throws on 4xx/5xx so that it can retry 502/503/504; for us a status is an answer.
+        logCall(upstream, call, started, response.statusCode);
+        return { status: response.statusCode, headers: response.headers, text: String(response.body) };
+      }
+      const failure = tooLarge
+        ? new UpstreamError('too_large', upstream, `response larger than ${pool.maxJsonBytes} bytes`)
+        : toUpstreamError(upstream, error);
+      logCall(upstream, call, started, failure.kind);
+      throw failure;
+    }
+  }
+
+  // got's own retry cannot replay a streamed call whose failed answer must still be passed
+  // through, so streams apply the same rule here, before any byte reaches the client.
+  async function stream(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamStream> {
+    const started = performance.now();
+    const url = target(upstream, call.path);
+    const method = call.method ?? 'GET';
+    for (let attempt = 1; ; attempt++) {
+      const body = clients[upstream].stream(url, { ...options(call), retry: { limit: 0 }, throwHttpErrors: false });
+      try {
+        const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+          body.once('response', resolve);
+          body.once('error', reject);
+        });
+        if (isRetryable(method, attempt, pool.retryLimit, response.statusCode)) {
+          body.destroy();
+          continue;
+        }
+        logCall(upstream, call, started, response.statusCode!);
+        return { status: response.statusCode!, headers: response.headers, body };
+      } catch (error) {
+        body.destroy();
+        if (isRetryable(method, attempt, pool.retryLimit, undefined, (error as RequestError).code)) continue;
+        const failure = toUpstreamError(upstream, error);
+        logCall(upstream, call, started, failure.kind);
+        throw failure;
+      }
+    }
+  }
+
+  return {
+    request,
+    stream,
+    agents,
+    close() {
+      for (const agent of [...Object.values(agents), ...Object.values(httpsAgents)]) agent.destroy();
+    },
+  };
+}
