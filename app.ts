@@ -6,13 +6,17 @@ import { accessLog } from './middleware/accessLog.js';
 import { flaskCors } from './middleware/cors.js';
 import { errorHandler, notFound } from './middleware/errorHandler.js';
 import { requestContext } from './middleware/requestContext.js';
+import type { Auth } from './middleware/auth.js';
+import { avatarRoutes } from './routes/avatar.js';
 import { healthRoutes } from './routes/health.js';
+import { webrtcRoutes } from './routes/webrtc.js';
 import type { HttpClient } from './services/httpClient.js';
 import type { Logger } from './services/logger.js';
 
 export interface AppDeps {
   logger: Logger;
   httpClient: HttpClient;
+  auth: Auth;
 }
 
 export function createApp(config: Config, deps: AppDeps): Express {
@@ -29,6 +33,8 @@ export function createApp(config: Config, deps: AppDeps): Express {
   app.use(flaskCors(config.corsOrigins));
 
   app.use('/api', healthRoutes(config, deps.httpClient));
+  app.use('/api/avatar', avatarRoutes(config, deps));
+  app.use('/api/webrtc', webrtcRoutes(config, deps));
 
   app.use(notFound);
   app.use(errorHandler());

@@ -4,6 +4,7 @@ import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import dotenv from 'dotenv';
 import { createApp } from './app.js';
+import { createAuth } from './middleware/auth.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { sendJson } from './services/flaskJson.js';
 import { createHttpClient, type HttpClient } from './services/httpClient.js';
@@ -18,7 +19,8 @@ export interface RunningGateway {
 
 export async function startGateway(config: Config, logger: Logger): Promise<RunningGateway> {
   const httpClient = createHttpClient(config, logger);
-  const app = createApp(config, { logger, httpClient });
+  const auth = createAuth(config, logger);
+  const app = createApp(config, { logger, httpClient, auth });
   const server = http.createServer({
     maxHeaderSize: config.limits.maxHeaderBytes,
     headersTimeout: config.server.headersTimeoutMs,
@@ -65,6 +67,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     }
     clearTimeout(timer);
     httpClient.close();
+    auth.close();
     logger.info('shutdown complete');
   }
 

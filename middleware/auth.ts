@@ -5,6 +5,7 @@ import { expressjwt, UnauthorizedError } from 'express-jwt';
 import type { JwtPayload } from 'jsonwebtoken';
 import type { Config } from '../config.js';
 import { HttpError } from '../services/errors.js';
+import type { Logger } from '../services/logger.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -15,9 +16,11 @@ declare module 'express-serve-static-core' {
 export interface Auth {
   jwtRequired: RequestHandler;
   requireRole(...roles: string[]): RequestHandler;
+  /** Releases what the checks hold (the roles database). */
+  close(): void;
 }
 
-export function createAuth(config: Config): Auth {
+export function createAuth(config: Config, _logger: Logger): Auth {
   const verify = expressjwt({
     secret: config.jwt.secretKey ?? '',
     algorithms: [config.jwt.algorithm as 'HS256'],
@@ -35,6 +38,7 @@ export function createAuth(config: Config): Auth {
   };
   return {
     jwtRequired,
+    close() {},
     requireRole(...roles: string[]) {
       const wanted = new Set(roles.map((role) => role.toLowerCase()));
       return (req: Request, _res: Response, next: NextFunction) => {
