@@ -80,7 +80,9 @@ export class ConfigError extends Error {
 }
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'];
-const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];
+// JWT_ALGORITHM names what JWT_SECRET_KEY verifies, so only the shared-secret ones (an identity
+// provider's RS256/ES256 keys come from JWKS_URI).
+const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
 
 // Reads one variable; the empty string counts as unset (api.md, "Limits, load and shutdown").
 class EnvReader {
@@ -151,6 +153,16 @@ export function loadConfig(env: Env = process.env): Config {
   if (databaseUrl !== undefined && !databaseUrl.startsWith('sqlite:///')) {
     throw new ConfigError('DATABASE_URL', `only sqlite:///<path> is supported, got "${databaseUrl.split(':')[0]}:..."`);
   }
+  const server = {
+    headersTimeoutMs: read.int('HEADERS_TIMEOUT_MS', 20_000, 1),
+    requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS', 0, 0),
+    keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1),
+    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 30_000, 1),
+  };
+  // Node's http.createServer throws on this pair: refuse it here, naming the variable.
+  if (server.requestTimeoutMs > 0 && server.headersTimeoutMs > server.requestTimeoutMs) {
+    throw new ConfigError('HEADERS_TIMEOUT_MS', `must not exceed REQUEST_TIMEOUT_MS (${server.requestTimeoutMs}), got ${server.headersTimeoutMs}`);
+  }
   const workers = read.raw('WORKERS') === 'auto' ? os.availableParallelism() : read.int('WORKERS', 1, 1, 256);
 
   return {
@@ -188,7 +200,7 @@ export function loadConfig(env: Env = process.env): Config {
       queueTimeoutMs: read.int('UPSTREAM_QUEUE_TIMEOUT_MS', 30_000, 1),
     },
     breaker: {
-      failureThreshold: read.int('BREAKER_FAILURE_THRESHOLD', 5, 1),
+      failureThreshold: read.int('BREAKER_FAILURE_THRESHOLD', 20, 1),
       cooldownMs: read.int('BREAKER_COOLDOWN_MS', 10_000, 1),
     },
     limits: {
@@ -196,12 +208,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxFormBytes: read.int('MAX_FORM_BYTES', 1024 * 1024, 1),
       maxHeaderBytes: read.int('MAX_HEADER_BYTES', 16 * 1024, 1024, 1024 * 1024),
     },
-    server: {
-      headersTimeoutMs: read.int('HEADERS_TIMEOUT_MS', 20_000, 1),
-      requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS', 0, 0),
-      keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1),
-      shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 30_000, 1),
-    },
+    server,
     log: {
       level: read.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
       dir: read.string('LOG_DIR', 'logs'),
