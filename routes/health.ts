@@ -2,6 +2,7 @@
 import { Router } from 'express';
 import type { Config } from '../config.js';
 import { sendJson } from '../services/flaskJson.js';
+import type { UpstreamName } from '../services/errors.js';
 import type { HttpClient } from '../services/httpClient.js';
 import { probeUpstreams } from '../services/upstreamHealth.js';
 import { onlyMethods } from '../middleware/methods.js';
@@ -15,8 +16,11 @@ export function healthRoutes(config: Config, httpClient: HttpClient): Router {
 
   router.route('/health/detailed')
     .get(async (_req, res) => {
-      const upstreams = await probeUpstreams(config, httpClient);
-      const healthy = Object.values(upstreams).every((probe) => probe.state === 'up');
+      const probes = await probeUpstreams(config, httpClient);
+      const healthy = Object.values(probes).every((probe) => probe.state === 'up');
+      // Each upstream's probe with its bulkhead (in_flight, queued) and circuit breaker state.
+      const load = httpClient.state();
+      const upstreams = Object.fromEntries(Object.entries(probes).map(([name, probe]) => [name, { ...probe, ...load[name as UpstreamName] }]));
       sendJson(res, healthy ? 200 : 503, {
         service: 'avatar-gateway',
         status: healthy ? 'healthy' : 'degraded',

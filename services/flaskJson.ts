@@ -19,21 +19,26 @@ function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value === null || typeof value !== 'object') return value;
-  const sorted: Record<string, unknown> = {};
-  for (const key of Object.keys(value).sort(compareKeys)) {
-    sorted[key] = sortKeys((value as Record<string, unknown>)[key]);
-  }
-  return sorted;
+// Written out rather than JSON.stringify of a sorted copy: a JS object lists integer-like keys
+// first ("9" before "10", where Python sorts "10" first) and would swallow a "__proto__" key.
+function encode(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const toJSON = (value as { toJSON?: () => unknown }).toJSON;
+  if (typeof toJSON === 'function') return encode(toJSON.call(value));
+  if (Array.isArray(value)) return '[' + value.map((item) => encode(item) ?? 'null').join(',') + ']';
+  const members = Object.keys(value).sort(compareKeys).flatMap((key) => {
+    const member = encode((value as Record<string, unknown>)[key]);
+    return member === undefined ? [] : [JSON.stringify(key) + ':' + member];
+  });
+  return '{' + members.join(',') + '}';
 }
 
-const NON_ASCII = /[\u0080-\uffff]/g;
+// Python escapes everything outside printable ASCII; JSON.stringify already did the controls.
+const NOT_ASCII_PRINTABLE = /[\u007f-\uffff]/g;
 
 export function flaskJson(value: unknown): string {
-  const text = JSON.stringify(sortKeys(value)).replace(
-    NON_ASCII,
+  const text = (encode(value) ?? 'null').replace(
+    NOT_ASCII_PRINTABLE,
     (char) => '\\u' + char.charCodeAt(0).toString(16).padStart(4, '0'),
   );
   return text + '\n';

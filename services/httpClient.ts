@@ -5,10 +5,11 @@ import http from 'node:http';
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import got, { type Got, type Method, type RequestError } from 'got';
+import got, { HTTPError, type Got, type Method, type RequestError } from 'got';
 import type { Config } from '../config.js';
 import { UpstreamError, type UpstreamErrorKind, type UpstreamName } from './errors.js';
 import type { Logger } from './logger.js';
+import { createUpstreamGuards, outcomeOf, type UpstreamLoad } from './upstreamGuard.js';
 
 export interface UpstreamCall {
   method?: Method;
@@ -33,7 +34,10 @@ export interface UpstreamResponse {
 export interface UpstreamStream {
   status: number;
   headers: IncomingHttpHeaders;
-  /** The body as it arrives; it errors if the upstream breaks or stalls mid-body. */
+  /**
+   * The body as it arrives; it errors if the upstream breaks or stalls mid-body. The caller reads
+   * it to its end or destroys it: until then the call holds its bulkhead slot.
+   */
   body: Readable;
 }
 
@@ -42,9 +46,14 @@ export interface HttpClient {
   request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse>;
   /** A call whose answer is passed through as it arrives; resolves once the headers are in. */
   stream(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamStream>;
+  /** Each upstream's bulkhead and circuit breaker, for health and metrics. */
+  state(): Record<UpstreamName, UpstreamLoad>;
   readonly agents: Readonly<Record<UpstreamName, http.Agent>>;
   close(): void;
 }
+
+/** Told of every finished call (services/metrics.ts): the status it answered, or how it failed. */
+export type UpstreamObserver = (upstream: UpstreamName, outcome: number | UpstreamErrorKind, seconds: number) => void;
 
 const RETRY_ERROR_CODES = ['ECONNRESET', 'ECONNREFUSED', 'EPIPE'];
 const RETRY_STATUS_CODES = [502, 503, 504];
@@ -78,7 +87,8 @@ function describe(error: RequestError, kind: UpstreamErrorKind): string {
   return 'connection failed';
 }
 
-function toUpstreamError(upstream: UpstreamName, error: unknown): UpstreamError {
+/** Also for errors a streamed body emits after the headers (the WebRTC pass-through logs and maps them). */
+export function toUpstreamError(upstream: UpstreamName, error: unknown): UpstreamError {
   if (error instanceof UpstreamError) return error;
   const requestError = error as RequestError;
   const kind = errorKind(requestError);
@@ -90,7 +100,7 @@ function isRetryable(method: Method, attempt: number, limit: number, status?: nu
   return status !== undefined ? RETRY_STATUS_CODES.includes(status) : RETRY_ERROR_CODES.includes(code ?? '');
 }
 
-export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool'>, logger: Logger): HttpClient {
+export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bulkhead' | 'breaker'>, logger: Logger, observer?: UpstreamObserver): HttpClient {
   const { pool } = config;
   const agentOptions: http.AgentOptions = {
     keepAlive: true,
@@ -123,7 +133,8 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool'>, log
       methods: IDEMPOTENT_METHODS,
       statusCodes: RETRY_STATUS_CODES,
       errorCodes: RETRY_ERROR_CODES,
-      backoffLimit: pool.retryBackoffMs,
+      // got reads a delay of 0 as "do not retry": UPSTREAM_RETRY_BACKOFF_MS=0 means at once.
+      backoffLimit: Math.max(pool.retryBackoffMs, 1),
       noise: Math.min(pool.retryBackoffMs, 50),
       maxRetryAfter: 1000,
     },
@@ -137,8 +148,12 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool'>, log
   // Joins by text, never by URL resolution: '//evil.example/x' stays a path on the upstream.
   function target(upstream: UpstreamName, path: string): URL {
     const baseUrl = config.upstreams[upstream];
-    const url = new URL(baseUrl.origin + baseUrl.pathname.replace(/\/$/, '') + path);
-    if (url.origin !== baseUrl.origin) throw new UpstreamError('connect', upstream, 'refused to leave the upstream host');
+    const basePath = baseUrl.pathname.replace(/\/$/, '');
+    const url = new URL(baseUrl.origin + basePath + path);
+    // Dot segments ('/../', '%2e%2e') are resolved by URL: they must not climb out of the base path.
+    if (url.origin !== baseUrl.origin || !url.pathname.startsWith(basePath + '/')) {
+      throw new UpstreamError('connect', upstream, 'refused to leave the upstream host');
+    }
     return url;
   }
 
@@ -154,15 +169,17 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool'>, log
     };
   }
 
-  function logCall(upstream: UpstreamName, call: UpstreamCall, started: number, outcome: number | string): void {
+  function logCall(upstream: UpstreamName, call: UpstreamCall, started: number, outcome: number | UpstreamErrorKind): void {
+    const ms = performance.now() - started;
     logger.debug('upstream call', {
       upstream,
       method: call.method ?? 'GET',
       path: call.path.split('?')[0],
       status: outcome,
-      ms: Math.round(performance.now() - started),
+      ms: Math.round(ms),
       requestId: call.requestId,
     });
+    observer?.(upstream, outcome, ms / 1000);
   }
 
   async function request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
@@ -181,9 +198,10 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool'>, log
       logCall(upstream, call, started, response.statusCode);
       return { status: response.statusCode, headers: response.headers, text: response.body };
     } catch (error) {
-      const response = (error as RequestError).response;
-      if (response && !tooLarge) {
-        // got throws on 4xx/5xx so that it can retry 502/503/504; for us a status is an answer.
+      // got throws on 4xx/5xx so that it can retry 502/503/504; for us a status is an answer. Other
+      // errors can carry a response too (a body that stalled or broke): those are failures.
+      if (error instanceof HTTPError && !tooLarge) {
+        const { response } = error;
         logCall(upstream, call, started, response.statusCode);
         return { status: response.statusCode, headers: response.headers, text: String(response.body) };
       }
@@ -224,9 +242,45 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool'>, log
     }
   }
 
+  // Every call passes its upstream's circuit breaker and bulkhead first; a path that would leave
+  // the upstream host is refused before it counts as a call.
+  const guards = createUpstreamGuards(config);
+
+  async function guardedRequest(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
+    target(upstream, call.path);
+    const admission = await guards.admit(upstream, call.signal);
+    try {
+      const response = await request(upstream, call);
+      admission.settle('success');
+      return response;
+    } catch (error) {
+      admission.settle(outcomeOf(error, call.signal));
+      throw error;
+    } finally {
+      admission.release();
+    }
+  }
+
+  async function guardedStream(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamStream> {
+    target(upstream, call.path);
+    const admission = await guards.admit(upstream, call.signal);
+    try {
+      const answer = await stream(upstream, call);
+      admission.settle('success');
+      // The slot stays taken until the body is read to its end or destroyed (client gone, upstream broke).
+      answer.body.once('end', admission.release).once('close', admission.release);
+      return answer;
+    } catch (error) {
+      admission.settle(outcomeOf(error, call.signal));
+      admission.release();
+      throw error;
+    }
+  }
+
   return {
-    request,
-    stream,
+    request: guardedRequest,
+    stream: guardedStream,
+    state: guards.state,
     agents,
     close() {
       for (const agent of [...Object.values(agents), ...Object.values(httpsAgents)]) agent.destroy();

@@ -14,12 +14,21 @@ const consoleFormat = winston.format.printf(({ timestamp, level, message, stack,
   return `${timestamp} ${level.toUpperCase()} ${message}${fields ? ' ' + fields : ''}${stack ? '\n' + stack : ''}`;
 });
 
+// Call sites log an error as `{ error }`: JSON would keep none of an Error's message or stack.
+const errorMeta = winston.format((info) => {
+  if (info.error instanceof Error) {
+    info.stack ??= info.error.stack;
+    info.error = info.error.message;
+  }
+  return info;
+});
+
 export function createLogger(config: Pick<Config, 'log' | 'nodeEnv'>, console: winston.transport = new winston.transports.Console()): Logger {
   fs.mkdirSync(config.log.dir, { recursive: true });
   const lineFormat = config.nodeEnv === 'production' ? winston.format.json() : consoleFormat;
   return winston.createLogger({
     level: config.log.level,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true })),
+    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), errorMeta()),
     transports: [
       Object.assign(console, { format: lineFormat }),
       new winston.transports.File({

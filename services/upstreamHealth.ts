@@ -24,7 +24,9 @@ export async function probeUpstreams(
     const started = performance.now();
     const latency = () => Math.round(performance.now() - started);
     try {
-      await httpClient.request(name, { path: '/', timeoutMs: config.timeouts.healthProbeMs });
+      // The signal also bounds a wait in a full bulkhead's queue: a busy upstream reports down in time.
+      const signal = AbortSignal.timeout(config.timeouts.healthProbeMs);
+      await httpClient.request(name, { path: '/', timeoutMs: config.timeouts.healthProbeMs, signal });
       return { state: 'up', latency_ms: latency() };
     } catch (error) {
       return { state: 'down', latency_ms: latency(), error: (error as Error).message };

@@ -13,6 +13,7 @@ import { UpstreamError } from '../services/errors.js';
 import { createHttpClient, type HttpClient } from '../services/httpClient.js';
 import { outcomeOf } from '../services/upstreamGuard.js';
 import { startTestGateway, testEnv } from './helpers/gateway.js';
+import { waitFor } from './helpers/wait.js';
 
 const silent = winston.createLogger({ silent: true });
 
@@ -233,6 +234,8 @@ describe('circuit open answer', () => {
     // Nothing listens on the test gateway's upstream port: each probe is a refused connection.
     const gw = await startTestGateway({ BREAKER_FAILURE_THRESHOLD: '1', BREAKER_COOLDOWN_MS: '60000' });
     try {
+      // The start-up probe runs unawaited: until it has logged, it may still hold a slot.
+      await waitFor(() => gw.logs().includes('upstream webrtc is unreachable'), 'the start-up probe');
       const first = await (await fetch(`${gw.url}/api/health/detailed`)).json();
       expect(first.status).to.equal('degraded');
       // The start-up probe may have failed first: either way the circuit is open now.
