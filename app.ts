@@ -6,17 +6,21 @@ import { accessLog } from './middleware/accessLog.js';
 import { flaskCors } from './middleware/cors.js';
 import { errorHandler, notFound } from './middleware/errorHandler.js';
 import { requestContext } from './middleware/requestContext.js';
+import { securityHeaders } from './middleware/security.js';
 import type { Auth } from './middleware/auth.js';
 import { avatarRoutes } from './routes/avatar.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { webrtcRoutes } from './routes/webrtc.js';
 import type { HttpClient } from './services/httpClient.js';
 import type { Logger } from './services/logger.js';
+import type { Metrics } from './services/metrics.js';
 
 export interface AppDeps {
   logger: Logger;
   httpClient: HttpClient;
   auth: Auth;
+  metrics: Metrics;
 }
 
 export function createApp(config: Config, deps: AppDeps): Express {
@@ -27,14 +31,19 @@ export function createApp(config: Config, deps: AppDeps): Express {
   app.set('strict routing', true);
   app.set('trust proxy', false);
 
+  // First, so that every request is counted and timed, whoever answers it.
+  app.use(deps.metrics.recordRequests);
+  app.use(securityHeaders());
   app.use(requestContext(deps.logger));
   app.use(accessLog());
   // CORS before anything that can refuse: a 401 without CORS headers never reaches the page.
   app.use(flaskCors(config.corsOrigins));
 
   app.use('/api', healthRoutes(config, deps.httpClient));
-  app.use('/api/avatar', avatarRoutes(config, deps));
+  // The blueprint's routes: /api/avatar/* and /api/tts/models.
+  app.use('/api', avatarRoutes(config, deps));
   app.use('/api/webrtc', webrtcRoutes(config, deps));
+  app.use(metricsRoutes(config, deps.metrics));
 
   app.use(notFound);
   app.use(errorHandler());

@@ -1,14 +1,17 @@
 // run.py of the Flask original: reads the configuration, listens on PORT, and owns the process's
 // life: graceful shutdown on SIGTERM/SIGINT (the counterpart of atexit's cleanup_http_client).
+import cluster from 'node:cluster';
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import dotenv from 'dotenv';
 import { createApp } from './app.js';
+import { runPrimary } from './cluster.js';
 import { createAuth } from './middleware/auth.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { sendJson } from './services/flaskJson.js';
 import { createHttpClient, type HttpClient } from './services/httpClient.js';
 import { createLogger, flushLogger, type Logger } from './services/logger.js';
+import { createMetrics } from './services/metrics.js';
 import { probeUpstreams } from './services/upstreamHealth.js';
 
 export interface RunningGateway {
@@ -17,13 +20,24 @@ export interface RunningGateway {
   shutdown(reason: string): Promise<void>;
 }
 
+// Connections waiting to be accepted. Node's default (511) drops the SYNs of a burst of a thousand
+// users arriving at once, and each dropped one waits a 1 s retransmission; the kernel caps this
+// at net.core.somaxconn.
+const LISTEN_BACKLOG = 8192;
+
 export async function startGateway(config: Config, logger: Logger): Promise<RunningGateway> {
-  const httpClient = createHttpClient(config, logger);
+  // First: it can refuse the configuration (DATABASE_URL) before anything else is started.
   const auth = createAuth(config, logger);
-  const app = createApp(config, { logger, httpClient, auth });
+  const metrics = createMetrics();
+  const httpClient = createHttpClient(config, logger, metrics.observeUpstream);
+  metrics.watchClient(httpClient);
+  const app = createApp(config, { logger, httpClient, auth, metrics });
   const server = http.createServer({
     maxHeaderSize: config.limits.maxHeaderBytes,
     headersTimeout: config.server.headersTimeoutMs,
+    // Node checks headersTimeout only on this interval (default 30 s): a slowloris client would
+    // otherwise hold its connection up to 30 s past the limit.
+    connectionsCheckingInterval: Math.min(config.server.headersTimeoutMs, 1000),
     // 0: an upload of a gigabyte or an avatar creation of 15 minutes must not be cut off by the
     // server; slow clients are bounded by headersTimeout and the body readers' own limits.
     requestTimeout: config.server.requestTimeoutMs,
@@ -38,7 +52,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
+    server.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -52,8 +66,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   }
 
   async function drain(reason: string): Promise<void> {
-    logger.info('shutting down: no new connections, finishing requests in flight', { reason, inFlight: inFlight.size });
+    // Close first, then say so: once the line is out, a new connection is refused.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    logger.info('shutting down: no new connections, finishing requests in flight', { reason, inFlight: inFlight.size });
     server.closeIdleConnections();
     for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
 
@@ -78,8 +93,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
 // pass-through already started can only be cut, and is logged.
 function answerUnfinished(inFlight: Set<http.ServerResponse>, logger: Logger): void {
   for (const res of inFlight) {
-    const req = res.req as http.IncomingMessage & { id?: string };
-    logger.error('request still running at the shutdown deadline', { method: req.method, path: req.url?.split('?')[0], requestId: req.id });
+    // originalUrl: inside a mounted router Express has cut req.url down to the router's part.
+    const req = res.req as http.IncomingMessage & { id?: string; originalUrl?: string };
+    const url = req.originalUrl ?? req.url;
+    logger.error('request still running at the shutdown deadline', { method: req.method, path: url?.split('?')[0], requestId: req.id });
     if (res.headersSent) {
       res.destroy();
     } else {
@@ -105,28 +122,52 @@ function readConfig(): Config {
     return loadConfig();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    console.error(`avatar-gateway: configuration error: ${error.message}`);
-    process.exit(1);
+    exitOnConfigError(error);
   }
+}
+
+// One clear line, no stack: the operator has a setting to fix (also for what only start-up can
+// check, such as a DATABASE_URL whose user table cannot be read).
+function exitOnConfigError(error: ConfigError): never {
+  console.error(`avatar-gateway: configuration error: ${error.message}`);
+  process.exit(1);
 }
 
 async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger(config);
+  let dying = false;
   const fatal = (error: unknown) => {
+    // Once only: a second error while the logs flush must not write to the ended logger.
+    if (dying) return;
+    dying = true;
     logger.error('fatal error, exiting', { error });
     void flushLogger(logger).finally(() => process.exit(1));
   };
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
 
-  const gateway = await startGateway(config, logger).catch((error) => {
+  if (config.workers > 1 && cluster.isPrimary) {
+    runPrimary(config, logger);
+    return;
+  }
+  // With several workers, every line says which one wrote it.
+  if (cluster.isWorker) logger.defaultMeta = { pid: process.pid };
+
+  let gateway: RunningGateway;
+  try {
+    gateway = await startGateway(config, logger);
+  } catch (error) {
+    if (error instanceof ConfigError) exitOnConfigError(error);
     fatal(error);
-    throw error;
-  });
+    return;
+  }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
+      // A worker can get a signal from the terminal or systemd and the same one from the primary,
+      // which keeps the deadline: the repeat is no reason to cut requests short.
+      if (cluster.isWorker) return;
       logger.warn(`second ${signal}: exiting at once`);
       process.exit(1);
     }
