@@ -18,6 +18,8 @@ export interface RunningGateway {
   server: http.Server;
   /** Stops accepting, lets in-flight requests finish (up to SHUTDOWN_TIMEOUT_MS), releases everything. */
   shutdown(reason: string): Promise<void>;
+  /** The upstream client, so tests can see its pooled sockets. */
+  httpClient: HttpClient;
 }
 
 // Connections waiting to be accepted. Node's default (511) drops the SYNs of a burst of a thousand
@@ -86,7 +88,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     logger.info('shutdown complete');
   }
 
-  return { server, shutdown };
+  return { server, shutdown, httpClient };
 }
 
 // At the deadline, a request still waiting gets a 503 rather than a silent cut; one whose

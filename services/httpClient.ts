@@ -82,6 +82,8 @@ function describe(error: RequestError, kind: UpstreamErrorKind): string {
   if (error.code === 'ECONNREFUSED') return 'connection refused';
   if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') return 'host not found';
   if (error.code?.startsWith('HPE_')) return 'invalid HTTP response';
+  // A ReadError broke the body after the headers: a reset and a plain close look alike to got.
+  if (error.name === 'ReadError') return 'connection closed before the response was complete';
   if (error.code === 'ECONNRESET' || error.code === 'EPIPE') return 'connection reset';
   if (kind === 'reset') return 'connection closed before the response was complete';
   return 'connection failed';
@@ -206,7 +208,7 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bu
         return { status: response.statusCode, headers: response.headers, text: String(response.body) };
       }
       const failure = tooLarge
-        ? new UpstreamError('too_large', upstream, `response larger than ${pool.maxJsonBytes} bytes`)
+        ? new UpstreamError('too_large', upstream, `${upstream} service: response larger than ${pool.maxJsonBytes} bytes`)
         : toUpstreamError(upstream, error);
       logCall(upstream, call, started, failure.kind);
       throw failure;

@@ -12,9 +12,9 @@ import type { RecordedRequest, SimulatedServiceOptions } from './types.js';
 
 /**
  * The common modes, and for GET /avatar/get_avatars: list-object: the newer object form;
- * avatars-null: "avatars": null.
+ * avatars-null and avatars-number: "avatars" that is neither a list nor an object.
  */
-export const AVATAR_MODES = [...COMMON_MODES, 'list-object', 'avatars-null'] as const;
+export const AVATAR_MODES = [...COMMON_MODES, 'list-object', 'avatars-null', 'avatars-number'] as const;
 export type AvatarMode = (typeof AVATAR_MODES)[number];
 
 export interface AvatarConfig {
@@ -64,6 +64,7 @@ export async function startAvatarService(options: AvatarServiceOptions = {}): Pr
   function listAvatars(mode: AvatarMode): SimAnswer {
     if (mode === 'list-object') return jsonAnswer({ status: 'success', avatars: Object.fromEntries(avatars) });
     if (mode === 'avatars-null') return jsonAnswer({ status: 'success', avatars: null });
+    if (mode === 'avatars-number') return jsonAnswer({ status: 'success', avatars: avatars.size });
     return jsonAnswer({ status: 'success', avatars: [...avatars.keys()] });
   }
 

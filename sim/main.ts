@@ -25,7 +25,8 @@ function number(name: string, value: string | undefined, fallback: number): numb
   return Number(value);
 }
 
-export async function startSimulators(argv: string[], env: Env): Promise<Record<string, SimulatedService>> {
+/** `routeLatencyMs` (the demo's realistic times per route) applies to every service it names a path of. */
+export async function startSimulators(argv: string[], env: Env, routeLatencyMs?: Record<string, number>): Promise<Record<string, SimulatedService>> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -42,9 +43,9 @@ export async function startSimulators(argv: string[], env: Env): Promise<Record<
 
   const services: Record<string, SimulatedService> = {};
   try {
-    services.avatar = await startAvatarService({ host, latencyMs, port: port('avatar', env.AVATAR_SERVICE_URL, 8606) });
-    services.tts = await startTtsService({ host, latencyMs, port: port('tts', env.TTS_SERVICE_URL, 8604) });
-    services.webrtc = await startWebrtcService({ host, latencyMs, port: port('webrtc', env.WEBRTC_SERVICE_URL, 8615) });
+    services.avatar = await startAvatarService({ host, latencyMs, routeLatencyMs, port: port('avatar', env.AVATAR_SERVICE_URL, 8606) });
+    services.tts = await startTtsService({ host, latencyMs, routeLatencyMs, port: port('tts', env.TTS_SERVICE_URL, 8604) });
+    services.webrtc = await startWebrtcService({ host, latencyMs, routeLatencyMs, port: port('webrtc', env.WEBRTC_SERVICE_URL, 8615) });
   } catch (error) {
     await Promise.all(Object.values(services).map((service) => service.close()));
     throw error;

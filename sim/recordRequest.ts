@@ -34,10 +34,14 @@ function readMultipart(req: IncomingMessage): Promise<{ fields: Array<[string, s
         hash.update(chunk);
       });
       stream.on('end', () => files.push({ field, filename: info.filename ?? '', contentType: info.mimeType, size, sha256: hash.digest('hex') }));
+      // A truncated body errors the part and the parser alike; the parser's error is the one handled.
+      stream.on('error', () => {});
     });
     parser.on('close', () => resolve({ fields, files }));
     parser.on('error', () => {
       req.unpipe(parser);
+      // pipe() may have paused the body for the failed parser: the rest is still read and hashed.
+      req.resume();
       resolve({ fields, files });
     });
     req.pipe(parser);

@@ -5,7 +5,13 @@ export interface SimulatedServiceOptions {
   host?: string;             // default 127.0.0.1
   port?: number;             // default 0 (ephemeral)
   latencyMs?: number;        // added before every answer (the GPU's thinking time)
+  /** Per path (no query): replaces latencyMs there, e.g. a slow /avatar/start beside a quick list. */
+  routeLatencyMs?: Record<string, number>;
   keepAliveTimeoutMs?: number; // default 5000, like uvicorn
+  /** How long a connection closed as idle takes to look closed to the client (the network's latency); default 0. */
+  finDelayMs?: number;
+  /** The size of a body in huge-body mode; default just past 10 MB (UPSTREAM_MAX_JSON_BYTES' default). */
+  hugeBodyBytes?: number;
 }
 
 export interface RecordedFile {
@@ -41,5 +47,7 @@ export interface SimulatedService {
   /** Switch the failure mode (see each service's Mode type); 'normal' restores it. */
   setMode(mode: string): void;
   setLatency(ms: number): void;
+  /** Requests that came on a connection the service had already closed as idle (each met a reset). */
+  lateRequests(): number;
   close(): Promise<void>;
 }

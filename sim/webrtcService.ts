@@ -5,16 +5,16 @@ import { randomBytes, randomInt } from 'node:crypto';
 import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { recordRequest } from './recordRequest.js';
+import { TRANSPORT_MODES, answersWithoutHttp, closeIdleConnections, latencyFor, wireOptions, writeAnswer } from './simServer.js';
 import type { RecordedRequest, SimulatedService, SimulatedServiceOptions } from './types.js';
 
 /**
- * normal: the routes below; down: connection refused; reset: the connection is cut after the
- * request; hang: no answer ever; slow: the answer trickles out in pieces `slowGapMs` apart;
- * garbage: bytes that are not HTTP; error: aiohttp's 500 page; unavailable: 503; stall: half the
- * body, then silence; break: half the body, then the connection is cut; gzip: answers compressed
- * (Content-Encoding: gzip); full: /offer answers "reach max session".
+ * normal: the routes below; the transport modes every simulated service shares (TRANSPORT_MODES
+ * in sim/simServer.ts: down, reset, hang, slow, stall, stall-headers, break, reset-body,
+ * short-body, huge-body, garbage); error: aiohttp's 500 page; unavailable: 503; gzip: answers
+ * compressed (Content-Encoding: gzip); full: /offer answers "reach max session".
  */
-export const WEBRTC_MODES = ['normal', 'down', 'reset', 'hang', 'slow', 'garbage', 'error', 'unavailable', 'stall', 'break', 'gzip', 'full'] as const;
+export const WEBRTC_MODES = ['normal', ...TRANSPORT_MODES, 'error', 'unavailable', 'gzip', 'full'] as const;
 export type WebrtcMode = (typeof WEBRTC_MODES)[number];
 
 export interface WebrtcServiceOptions extends SimulatedServiceOptions {
@@ -36,7 +36,6 @@ interface Answer {
 }
 
 const SERVER = 'Python/3.10 aiohttp/3.9.5';
-const SLOW_PIECES = 8;
 // Routes LiveTalking's app registers (all POST); everything else is its static demo directory.
 const POST_ROUTES = new Set(['/offer', '/human', '/humanaudio', '/interrupt_talk', '/set_audiotype', '/record', '/is_speaking']);
 const STATIC_FILES: Record<string, [string, string]> = {
@@ -109,7 +108,7 @@ function preflight(req: http.IncomingMessage): Answer {
 export async function startWebrtcService(options: WebrtcServiceOptions = {}): Promise<SimulatedWebrtcService> {
   const host = options.host ?? '127.0.0.1';
   let latencyMs = options.latencyMs ?? 0;
-  const slowGapMs = options.slowGapMs ?? 50;
+  const wire = wireOptions(options);
   let mode: WebrtcMode = 'normal';
   const requests: RecordedRequest[] = [];
   const sessions = new Set<number>();
@@ -157,31 +156,7 @@ export async function startWebrtcService(options: WebrtcServiceOptions = {}): Pr
       headers['Content-Encoding'] = 'gzip';
       headers.Vary = 'Accept-Encoding';
     }
-    headers['Content-Length'] = String(body.length);
-    res.writeHead(answer.status, headers);
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    const half = body.subarray(0, Math.floor(body.length / 2));
-    if (mode === 'stall') {
-      res.write(half); // and nothing more, until the client gives up
-    } else if (mode === 'break') {
-      res.write(half, () => res.destroy());
-    } else if (mode === 'slow') {
-      void trickle(res, body);
-    } else {
-      res.end(body);
-    }
-  }
-
-  async function trickle(res: http.ServerResponse, body: Buffer): Promise<void> {
-    const size = Math.ceil(body.length / SLOW_PIECES);
-    for (let start = 0; start < body.length && !res.destroyed; start += size) {
-      if (start > 0) await delay(slowGapMs);
-      res.write(body.subarray(start, start + size));
-    }
-    res.end();
+    writeAnswer(req, res, { status: answer.status, headers, body }, mode, wire);
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -193,12 +168,10 @@ export async function startWebrtcService(options: WebrtcServiceOptions = {}): Pr
     }
     requests.push(record);
     if (mode === 'hang') return;
-    if (latencyMs > 0) await delay(latencyMs);
-    if (mode === 'reset') {
-      req.socket.destroy();
-    } else if (mode === 'garbage') {
-      req.socket.end('SSH-2.0-OpenSSH_9.6\r\n\x00\xff not http at all\r\n');
-    } else if (mode === 'error') {
+    const wait = latencyFor(record, options, latencyMs);
+    if (wait > 0) await delay(wait);
+    if (answersWithoutHttp(req, mode)) return;
+    if (mode === 'error') {
       send(req, res, INTERNAL_ERROR());
     } else if (mode === 'unavailable') {
       send(req, res, UNAVAILABLE());
@@ -207,9 +180,11 @@ export async function startWebrtcService(options: WebrtcServiceOptions = {}): Pr
     }
   }
 
-  const server = http.createServer((req, res) => void handle(req, res));
-  // uvicorn's idle keep-alive timeout: a gateway that keeps pooled sockets longer meets resets.
-  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
+  const server = http.createServer((req, res) => {
+    if (idle.admit(req, res)) void handle(req, res);
+  });
+  // An idle keep-alive timeout (5 s unless told): a gateway that keeps pooled sockets longer meets resets.
+  const idle = closeIdleConnections(server, options);
   server.listen(options.port ?? 0, host);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   const port = (server.address() as { port: number }).port;
@@ -234,6 +209,7 @@ export async function startWebrtcService(options: WebrtcServiceOptions = {}): Pr
     setLatency(ms: number) {
       latencyMs = ms;
     },
+    lateRequests: idle.lateRequests,
     async close() {
       server.closeAllConnections();
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));

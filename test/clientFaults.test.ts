@@ -1,45 +1,8 @@
 // Hostile or broken clients at the server level, over raw sockets: what Node's HTTP parser and the
 // server's limits (server.ts) must refuse before any route runs.
-import net from 'node:net';
 import { expect } from 'chai';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
-
-interface RawExchange {
-  /** Everything the gateway sent back. */
-  response: string;
-  /** Whether the gateway closed the connection (rather than the test giving up). */
-  closedByServer: boolean;
-  ms: number;
-}
-
-/**
- * Sends `request` on a fresh connection (`trickle`: more bytes every 50 ms, like a slowloris
- * client) and collects the answer until the gateway closes the connection or `waitMs` passes.
- */
-function exchange(url: string, request: string, options: { trickle?: string; waitMs?: number } = {}): Promise<RawExchange> {
-  const { port, hostname } = new URL(url);
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const socket = net.connect(Number(port), hostname);
-    let response = '';
-    let trickler: NodeJS.Timeout | undefined;
-    const finish = (closedByServer: boolean) => {
-      clearInterval(trickler);
-      clearTimeout(giveUp);
-      socket.destroy();
-      resolve({ response, closedByServer, ms: performance.now() - started });
-    };
-    const giveUp = setTimeout(() => finish(false), options.waitMs ?? 2000);
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => { response += chunk; });
-    socket.on('close', () => finish(true));
-    socket.on('error', () => { /* a reset is a close too */ });
-    socket.write(request);
-    if (options.trickle) trickler = setInterval(() => socket.write(options.trickle!), 50);
-  });
-}
-
-const statusLines = (response: string) => response.match(/^HTTP\/1\.1 \d{3}/gm) ?? [];
+import { exchange, statusLines } from './helpers/rawSocket.js';
 
 describe('client faults at the server (raw sockets, real gateway)', () => {
   let gw: TestGateway;

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { send } from './helpers/http.js';
 import { sample } from './helpers/prometheus.js';
+import { bearer } from './helpers/tokens.js';
 import { startUpstream, json, type TestUpstream } from './helpers/upstream.js';
 
 async function scrape(gw: TestGateway, headers: Record<string, string> = {}): Promise<string> {
@@ -25,6 +26,7 @@ describe('GET /metrics (Prometheus, real gateway on 127.0.0.1)', () => {
       await send(`${gw.url}/api/ping`, { method: 'POST' });
       await send(`${gw.url}/api/avatar-that-is-not/secret-avatar-name`);
       await send(`${gw.url}/api/webrtc/offer/secret-session-id`);
+      await send(`${gw.url}/api/avatar/list`, { method: 'OPTIONS', headers: { Origin: 'http://localhost:3000', 'Access-Control-Request-Method': 'GET' } });
       const text = await scrape(gw);
 
       expect(sample(text, 'http_requests_total', { method: 'GET', route: '/api/ping', status: '200' })).to.equal(2);
@@ -37,6 +39,8 @@ describe('GET /metrics (Prometheus, real gateway on 127.0.0.1)', () => {
       // The WebRTC pass-through matches any path below it: one series for all of them.
       expect(sample(text, 'http_requests_total', { method: 'GET', route: '/api/webrtc/*' })).to.equal(1);
       expect(text).not.to.include('secret-session-id');
+      // A CORS preflight counts under the route it asks about.
+      expect(sample(text, 'http_requests_total', { method: 'OPTIONS', route: '/api/avatar/list', status: '200' })).to.equal(1);
       // Default process metrics are there too.
       expect(sample(text, 'process_resident_memory_bytes')).to.be.greaterThan(0);
     });
@@ -115,6 +119,28 @@ describe('GET /metrics (Prometheus, real gateway on 127.0.0.1)', () => {
       expect(sample(text, 'upstream_bulkhead_in_flight', { upstream: 'webrtc' })).to.equal(1);
       for (const res of held) res.end();
       expect((await pending).status).to.be.oneOf([200, 503]);
+    });
+  });
+
+  describe('an upstream that drops the connection', () => {
+    let dropping: TestUpstream;
+    let gw: TestGateway;
+    before(async () => {
+      // Reads the request, then closes the socket without a word: a reset, not a refused connection.
+      dropping = await startUpstream((req) => req.socket.destroy());
+      gw = await startTestGateway({ AVATAR_SERVICE_URL: dropping.url, UPSTREAM_RETRY_LIMIT: '0' });
+    });
+    after(async () => {
+      await gw.close();
+      await dropping.close();
+    });
+
+    it('labels the call "reset"', async () => {
+      expect((await send(`${gw.url}/api/avatar/list`, { headers: bearer('student') })).status).to.equal(500);
+      const text = await scrape(gw);
+      expect(sample(text, 'upstream_requests_total', { upstream: 'avatar', outcome: 'reset' })).to.be.at.least(1);
+      expect(sample(text, 'upstream_requests_total', { upstream: 'avatar', outcome: 'connect' })).to.equal(undefined);
+      expect(sample(text, 'http_requests_total', { method: 'GET', route: '/api/avatar/list', status: '500' })).to.equal(1);
     });
   });
 
