@@ -97,8 +97,9 @@ function relayBody(body: Readable, res: Response): Promise<void> {
   });
 }
 
-// "15 minutes" by default; a short test timeout reads "0.005 minutes".
-const minutes = (ms: number) => String(Number((ms / 60_000).toFixed(3)));
+// Three significant digits: "15 minutes" by default, "3.33" for the original's 200 s, and a short
+// test timeout still reads as what it is ("0.00417" for 250 ms, never "0").
+const minutes = (ms: number) => String(Number((ms / 60_000).toPrecision(3)));
 
 export function avatarRoutes(config: Config, deps: AppDeps): Router {
   const router = Router({ strict: true, caseSensitive: true });

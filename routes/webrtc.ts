@@ -45,7 +45,7 @@ function endToEnd(headers: IncomingHttpHeaders, dropped: Set<string>, extraDrop?
   return kept;
 }
 
-function forwardedRequestHeaders(req: Request): HeaderMap {
+function forwardedRequestHeaders(req: Request, forwardsBody: boolean): HeaderMap {
   const headers = endToEnd(req.headers, NOT_FORWARDED);
   const client = req.socket.remoteAddress;
   const chain = req.get('x-forwarded-for');
@@ -54,8 +54,10 @@ function forwardedRequestHeaders(req: Request): HeaderMap {
   const host = req.get('host');
   if (host) headers['x-forwarded-host'] = host;
   const bodyLength = req.get('content-length');
-  // The body is relayed byte for byte, so a declared length stays true; chunked stays chunked.
-  if (bodyLength !== undefined && req.get('transfer-encoding') === undefined) headers['content-length'] = bodyLength;
+  // The body is relayed byte for byte, so a declared length stays true; chunked stays chunked. A
+  // length without its body (GET, HEAD) would have the service read the next request on the pooled
+  // connection as that body.
+  if (forwardsBody && bodyLength !== undefined && req.get('transfer-encoding') === undefined) headers['content-length'] = bodyLength;
   return headers;
 }
 
@@ -102,17 +104,18 @@ export function webrtcRoutes(config: Config, deps: AppDeps): Router {
 
     const method = req.method as Method;
     const declaresBody = req.get('content-length') !== undefined || req.get('transfer-encoding') !== undefined;
+    const forwardsBody = declaresBody && !WITHOUT_BODY.has(method);
     let upstream: UpstreamStream;
     try {
       upstream = await deps.httpClient.stream('webrtc', {
         method,
         path,
         timeoutMs: config.timeouts.webrtcMs,
-        headers: forwardedRequestHeaders(req),
+        headers: forwardedRequestHeaders(req, forwardsBody),
         // got would wait for a body on POST/PUT/DELETE/OPTIONS: '' sends Content-Length: 0. The
         // client's body goes through a stream of its own: got destroys the stream it was given
         // when a call fails, and destroying `req` would cut the client off before its 502/504.
-        body: WITHOUT_BODY.has(method) ? undefined : declaresBody ? req.pipe(new PassThrough()) : '',
+        body: forwardsBody ? req.pipe(new PassThrough()) : WITHOUT_BODY.has(method) ? undefined : '',
         requestId: req.id,
         signal: req.signal,
       });

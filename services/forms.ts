@@ -70,7 +70,7 @@ export async function readFormParts(req: Request, limits: FormLimits, onPart: Fo
 
   let parser: Writable;
   try {
-    parser = createParser(req, limits, enqueue, onPart);
+    parser = createParser(req, limits, enqueue, refuseUndecodable(onPart));
   } catch {
     closeAfterAnswer(req);
     throw malformedForm();
@@ -100,10 +100,39 @@ export async function readFormParts(req: Request, limits: FormLimits, onPart: Fo
   }
 }
 
+// Both parsers decode bytes that are not UTF-8 as U+FFFD. Such a field is no form a browser sends,
+// and forwarding the mangled text would name another avatar: the form is refused (400) instead.
+function refuseUndecodable(onPart: FormPartHandler): FormPartHandler {
+  return (part) => {
+    if (part.kind === 'field' && (part.name.includes('\ufffd') || part.value.includes('\ufffd'))) throw malformedForm();
+    return onPart(part);
+  };
+}
+
+/** How long the rest of a refused body is read and dropped after the answer, at most. */
+const LINGER_MS = 1000;
+
 // The rest of an unread body cannot be skipped cheaply (it may be a gigabyte): the connection is
-// closed after the answer instead of being kept alive for another request.
+// closed after the answer. Not at once: a socket closed while the client is still sending answers
+// its next bytes with a reset, and the reset can wipe out the answer before the client has read it
+// (it would see "connection reset" instead of its 413 or 400). So the close lingers (RFC 9112,
+// 9.6): the answer goes out, our side is shut, and the rest of the body is read and dropped until
+// it ends or LINGER_MS has passed.
 function closeAfterAnswer(req: Request): void {
-  if (!req.complete && !req.res?.headersSent) req.res?.setHeader('Connection', 'close');
+  const { res, socket } = req;
+  if (req.complete || !res || res.headersSent) return;
+  res.setHeader('Connection', 'close');
+  req.resume();
+  res.once('finish', () => {
+    // Node destroys a closing connection as soon as its answer is flushed (socket.destroySoon):
+    // the lingering below takes that destroy over.
+    socket.off('finish', socket.destroy);
+    const close = () => socket.destroy();
+    const timer = setTimeout(close, LINGER_MS).unref();
+    socket.once('close', () => clearTimeout(timer));
+    if (req.complete) close();
+    else req.once('end', close);
+  });
 }
 
 function hasBody(req: Request): boolean {
@@ -142,6 +171,10 @@ function multipartParser(req: Request, limits: FormLimits, enqueue: Enqueue, onP
     else if (name !== undefined) enqueue(() => onPart({ kind: 'field', name, value }));
   });
   parser.on('file', (name, content, { filename, mimeType }) => {
+    // A truncated body errors the part's stream and the parser alike; the parser's error is the one
+    // answered (400). A part still waiting in the queue has no reader yet: without this listener
+    // its error would be unhandled and end the process.
+    content.on('error', () => {});
     if (name === undefined) {
       content.resume();
     } else if (filename === undefined) {

@@ -17,7 +17,7 @@ function truthy(value: unknown): boolean {
 }
 
 // dict.get(key, default): a key present with null keeps its null.
-const get = (info: Json, key: string, fallback: unknown) => (key in info ? info[key] : fallback);
+const get = (info: Json, key: string, fallback: unknown) => (Object.hasOwn(info, key) ? info[key] : fallback);
 
 /** One model as the original answered it, defaults included. */
 function describeModel(info: Json): Json {
@@ -42,12 +42,11 @@ function parseModels(text: string): TtsModels {
     throw readingFailed((error as Error).message);
   }
   if (!isObject(info)) throw readingFailed('the model information is not a JSON object');
-  const models: TtsModels = {};
-  for (const [name, model] of Object.entries(info)) {
+  // fromEntries defines each key, so a model named "__proto__" stays a model, as in Python.
+  return Object.fromEntries(Object.entries(info).map(([name, model]) => {
     if (!isObject(model)) throw readingFailed(`model "${name}" is not a JSON object`);
-    models[name] = describeModel(model);
-  }
-  return models;
+    return [name, describeModel(model)];
+  }));
 }
 
 // Node's messages name the file ("EACCES: permission denied, open '/srv/...'"): the path stays out.
