@@ -1,5 +1,7 @@
 // The deployment files agree with each other and with config.ts: ports, probe paths, signals and
-// grace periods. Docker and a cluster do not run here, so these are read and checked, not run.
+// grace periods; the manifests also match the Kubernetes API's own schemas (kubernetes-models bundles
+// them, so this runs offline). Docker and a cluster do not run here, so these are read and checked,
+// not run.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +22,27 @@ function readManifests(): Array<{ file: string; doc: Manifest }> {
       expect(document.errors, file).to.deep.equal([]);
       return { file, doc: document.toJSON() as Manifest };
     }));
+}
+
+interface KubernetesModel {
+  validate(): void;
+}
+
+/** The kubernetes-models class of a manifest's apiVersion and kind, e.g. kubernetes-models/apps/v1/Deployment. */
+async function kubernetesModel(apiVersion: string, kind: string): Promise<new (data: Manifest) => KubernetesModel> {
+  const module = await import(`kubernetes-models/${apiVersion}/${kind}`);
+  return module[kind];
+}
+
+/** The schema problems of a manifest, empty when it is valid. */
+async function schemaProblems(doc: Manifest): Promise<string[]> {
+  const Model = await kubernetesModel(doc.apiVersion, doc.kind);
+  try {
+    new Model(doc).validate();
+    return [];
+  } catch (error) {
+    return [(error as Error).message];
+  }
 }
 
 /** "2100m" (ingress-nginx's size syntax) in bytes. */
@@ -55,6 +78,23 @@ describe('deploy/k8s manifests', () => {
     for (const kind of ['Deployment', 'Service', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Ingress', 'ConfigMap', 'Secret']) {
       expect(manifests.some(({ doc }) => doc.kind === kind), kind).to.equal(true);
     }
+  });
+
+  it('every manifest is valid against the Kubernetes API schema of its apiVersion and kind', async () => {
+    const problems: string[] = [];
+    for (const { file, doc } of manifests) {
+      for (const problem of await schemaProblems(doc)) problems.push(`${file} (${doc.kind} ${doc.metadata.name}): ${problem}`);
+    }
+    expect(problems).to.deep.equal([]);
+  });
+
+  it('the schema check refuses a broken manifest (a probe without its port, a replica count as text)', async () => {
+    const broken = structuredClone(deployment);
+    delete broken.spec.template.spec.containers[0].readinessProbe.httpGet.port;
+    broken.spec.replicas = 'two';
+    const problems = (await schemaProblems(broken)).join('\n');
+    expect(problems).to.include('containers/0/readinessProbe/httpGet must have required property port');
+    expect(problems).to.include('spec/replicas must be integer');
   });
 
   it('the container listens on config.ts\'s port, as the ConfigMap says', () => {
