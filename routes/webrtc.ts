@@ -112,10 +112,9 @@ export function webrtcRoutes(config: Config, deps: AppDeps): Router {
         path,
         timeoutMs: config.timeouts.webrtcMs,
         headers: forwardedRequestHeaders(req, forwardsBody),
-        // got would wait for a body on POST/PUT/DELETE/OPTIONS: '' sends Content-Length: 0. The
-        // client's body goes through a stream of its own: got destroys the stream it was given
+        // The client's body goes through a stream of its own: got destroys the stream it was given
         // when a call fails, and destroying `req` would cut the client off before its 502/504.
-        body: forwardsBody ? req.pipe(new PassThrough()) : WITHOUT_BODY.has(method) ? undefined : '',
+        body: forwardsBody ? req.pipe(new PassThrough()) : undefined,
         requestId: req.id,
         signal: req.signal,
       });

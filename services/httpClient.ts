@@ -5,7 +5,8 @@ import http from 'node:http';
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import got, { HTTPError, type Got, type Method, type RequestError } from 'got';
+import { setTimeout as delay } from 'node:timers/promises';
+import got, { type Got, type Method, type RequestError } from 'got';
 import type { Config } from '../config.js';
 import { UpstreamError, type UpstreamErrorKind, type UpstreamName } from './errors.js';
 import type { Logger } from './logger.js';
@@ -97,11 +98,6 @@ export function toUpstreamError(upstream: UpstreamName, error: unknown): Upstrea
   return new UpstreamError(kind, upstream, `${upstream} service: ${describe(requestError, kind)}`);
 }
 
-function isRetryable(method: Method, attempt: number, limit: number, status?: number, code?: string): boolean {
-  if (attempt > limit || !IDEMPOTENT_METHODS.includes(method)) return false;
-  return status !== undefined ? RETRY_STATUS_CODES.includes(status) : RETRY_ERROR_CODES.includes(code ?? '');
-}
-
 export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bulkhead' | 'breaker'>, logger: Logger, observer?: UpstreamObserver): HttpClient {
   const { pool } = config;
   const agentOptions: http.AgentOptions = {
@@ -124,22 +120,15 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bu
     webrtc: new https.Agent(agentOptions),
   };
 
+  // Retries are the attempt loop's below (one rule for whole and streamed calls), so got makes one
+  // request per call and hands every status over as an answer.
   const base = got.extend({
     http2: false,
     decompress: false,
     followRedirect: false,
-    throwHttpErrors: true,
+    throwHttpErrors: false,
+    retry: { limit: 0 },
     headers: { 'user-agent': 'avatar-gateway' },
-    retry: {
-      limit: pool.retryLimit,
-      methods: IDEMPOTENT_METHODS,
-      statusCodes: RETRY_STATUS_CODES,
-      errorCodes: RETRY_ERROR_CODES,
-      // got reads a delay of 0 as "do not retry": UPSTREAM_RETRY_BACKOFF_MS=0 means at once.
-      backoffLimit: Math.max(pool.retryBackoffMs, 1),
-      noise: Math.min(pool.retryBackoffMs, 50),
-      maxRetryAfter: 1000,
-    },
   });
   const clients: Record<UpstreamName, Got> = {
     avatar: base.extend({ agent: { http: agents.avatar, https: httpsAgents.avatar } }),
@@ -160,10 +149,12 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bu
   }
 
   function options(call: UpstreamCall) {
+    const method = call.method ?? 'GET';
     return {
-      method: call.method ?? 'GET',
+      method,
       headers: { ...call.headers, ...(call.requestId && { 'x-request-id': call.requestId }) },
-      body: call.body,
+      // got.stream waits for a body to be piped in on every method but GET and HEAD: none is empty.
+      body: call.body ?? (call.form || IDEMPOTENT_METHODS.includes(method) ? undefined : ''),
       form: call.form,
       signal: call.signal,
       // Bounds the wait for the headers and each stall in the body, not a body that keeps flowing.
@@ -184,65 +175,77 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bu
     observer?.(upstream, outcome, ms / 1000);
   }
 
-  async function request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
-    const started = performance.now();
-    const url = target(upstream, call.path);
-    let tooLarge = false;
-    const pending = clients[upstream](url, { ...options(call), responseType: 'text' });
-    pending.on('downloadProgress', ({ transferred, total }) => {
-      if (transferred > pool.maxJsonBytes || (total ?? 0) > pool.maxJsonBytes) {
-        tooLarge = true;
-        pending.cancel();
-      }
-    });
+  /** One request; resolves once the headers are in (got.stream: cheaper per call than got's promise). */
+  async function attempt(upstream: UpstreamName, url: URL, call: UpstreamCall): Promise<UpstreamStream> {
+    const body = clients[upstream].stream(url, options(call));
     try {
-      const response = await pending;
-      logCall(upstream, call, started, response.statusCode);
-      return { status: response.statusCode, headers: response.headers, text: response.body };
+      const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        body.once('response', resolve);
+        body.once('error', reject);
+      });
+      return { status: response.statusCode!, headers: response.headers, body };
     } catch (error) {
-      // got throws on 4xx/5xx so that it can retry 502/503/504; for us a status is an answer. Other
-      // errors can carry a response too (a body that stalled or broke): those are failures.
-      if (error instanceof HTTPError && !tooLarge) {
-        const { response } = error;
-        logCall(upstream, call, started, response.statusCode);
-        return { status: response.statusCode, headers: response.headers, text: String(response.body) };
-      }
-      const failure = tooLarge
-        ? new UpstreamError('too_large', upstream, `${upstream} service: response larger than ${pool.maxJsonBytes} bytes`)
-        : toUpstreamError(upstream, error);
-      logCall(upstream, call, started, failure.kind);
-      throw failure;
+      body.destroy();
+      throw error;
     }
   }
 
-  // got's own retry cannot replay a streamed call whose failed answer must still be passed
-  // through, so streams apply the same rule here, before any byte reaches the client.
-  async function stream(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamStream> {
+  /**
+   * Makes the call and gives its answer to `read`, retrying an idempotent one (api.md: at most
+   * UPSTREAM_RETRY_LIMIT more times, after a backoff) on a reset or refused connection, or a
+   * 502/503/504 that is not the last chance; read() failing with a reset is retried too. Nothing
+   * has reached the client before read() returns, so a retry is never seen.
+   */
+  async function callWithRetries<T>(upstream: UpstreamName, call: UpstreamCall, read: (answer: UpstreamStream) => Promise<T>): Promise<T> {
     const started = performance.now();
     const url = target(upstream, call.path);
-    const method = call.method ?? 'GET';
-    for (let attempt = 1; ; attempt++) {
-      const body = clients[upstream].stream(url, { ...options(call), retry: { limit: 0 }, throwHttpErrors: false });
+    const idempotent = IDEMPOTENT_METHODS.includes(call.method ?? 'GET');
+    for (let tries = 1; ; tries++) {
+      const mayRetry = idempotent && tries <= pool.retryLimit;
       try {
-        const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
-          body.once('response', resolve);
-          body.once('error', reject);
-        });
-        if (isRetryable(method, attempt, pool.retryLimit, response.statusCode)) {
-          body.destroy();
-          continue;
+        const answer = await attempt(upstream, url, call);
+        if (mayRetry && RETRY_STATUS_CODES.includes(answer.status)) {
+          answer.body.destroy();
+        } else {
+          const result = await read(answer);
+          logCall(upstream, call, started, answer.status);
+          return result;
         }
-        logCall(upstream, call, started, response.statusCode!);
-        return { status: response.statusCode!, headers: response.headers, body };
       } catch (error) {
-        body.destroy();
-        if (isRetryable(method, attempt, pool.retryLimit, undefined, (error as RequestError).code)) continue;
-        const failure = toUpstreamError(upstream, error);
-        logCall(upstream, call, started, failure.kind);
-        throw failure;
+        if (!(mayRetry && RETRY_ERROR_CODES.includes((error as RequestError).code))) {
+          const failure = toUpstreamError(upstream, error);
+          logCall(upstream, call, started, failure.kind);
+          throw failure;
+        }
       }
+      // A client that leaves during the pause ends the call like one that leaves during a request.
+      await delay(pool.retryBackoffMs * tries, undefined, { signal: call.signal }).catch((error) => {
+        throw toUpstreamError(upstream, error);
+      });
     }
   }
+
+  // A body the gateway parses is read whole, but never past UPSTREAM_MAX_JSON_BYTES.
+  async function readText(upstream: UpstreamName, { status, headers, body }: UpstreamStream): Promise<UpstreamResponse> {
+    const tooLarge = () => new UpstreamError('too_large', upstream, `${upstream} service: response larger than ${pool.maxJsonBytes} bytes`);
+    const chunks: Buffer[] = [];
+    let size = Number(headers['content-length'] ?? 0);
+    try {
+      if (size > pool.maxJsonBytes) throw tooLarge();
+      size = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > pool.maxJsonBytes) throw tooLarge();
+        chunks.push(chunk);
+      }
+    } finally {
+      body.destroy();
+    }
+    return { status, headers, text: Buffer.concat(chunks).toString('utf8') };
+  }
+
+  const request = (upstream: UpstreamName, call: UpstreamCall) => callWithRetries(upstream, call, (answer) => readText(upstream, answer));
+  const stream = (upstream: UpstreamName, call: UpstreamCall) => callWithRetries(upstream, call, async (answer) => answer);
 
   // Every call passes its upstream's circuit breaker and bulkhead first; a path that would leave
   // the upstream host is refused before it counts as a call.
