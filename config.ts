@@ -138,7 +138,8 @@ class EnvReader {
 export function loadConfig(env: Env = process.env): Config {
   const read = new EnvReader(env);
   const jwt = {
-    secretKey: read.raw('JWT_SECRET_KEY'),
+    // Not trimmed: a secret that ends in a space or a newline (a mounted secret file) is what Flask signs with.
+    secretKey: read.raw('JWT_SECRET_KEY') && env.JWT_SECRET_KEY,
     algorithm: read.oneOf('JWT_ALGORITHM', 'HS256', JWT_ALGORITHMS),
     decodeLeewaySeconds: read.int('JWT_DECODE_LEEWAY', 0, 0, 86400),
     identityClaim: read.string('JWT_IDENTITY_CLAIM', 'sub'),
@@ -163,6 +164,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (server.requestTimeoutMs > 0 && server.headersTimeoutMs > server.requestTimeoutMs) {
     throw new ConfigError('HEADERS_TIMEOUT_MS', `must not exceed REQUEST_TIMEOUT_MS (${server.requestTimeoutMs}), got ${server.headersTimeoutMs}`);
   }
+  // performance.md's 5000 users at once, each waiting on its own connection, with room to spare.
+  const maxSockets = read.int('UPSTREAM_MAX_SOCKETS', 8192, 1);
   const workers = read.raw('WORKERS') === 'auto' ? os.availableParallelism() : read.int('WORKERS', 1, 1, 256);
 
   return {
@@ -187,15 +190,18 @@ export function loadConfig(env: Env = process.env): Config {
       healthProbeMs: read.int('HEALTH_PROBE_TIMEOUT_MS', 2_000, 1),
     },
     pool: {
-      maxSockets: read.int('UPSTREAM_MAX_SOCKETS', 1024, 1),
+      maxSockets,
       maxFreeSockets: read.int('UPSTREAM_MAX_FREE_SOCKETS', 256, 0),
       idleSocketMs: read.int('UPSTREAM_IDLE_SOCKET_MS', 4_000, 1),
-      retryLimit: read.int('UPSTREAM_RETRY_LIMIT', 1, 0, 2),
+      // api.md: an idempotent call is retried at most once.
+      retryLimit: read.int('UPSTREAM_RETRY_LIMIT', 1, 0, 1),
       retryBackoffMs: read.int('UPSTREAM_RETRY_BACKOFF_MS', 100, 0, 10_000),
       maxJsonBytes: read.int('UPSTREAM_MAX_JSON_BYTES', 10 * 1024 * 1024, 1),
     },
     bulkhead: {
-      maxInFlight: read.int('UPSTREAM_MAX_IN_FLIGHT', 10_000, 1),
+      // A call past the pool would wait for a socket with no timeout at all; capped, it waits in the
+      // bulkhead's queue, which has one (UPSTREAM_QUEUE_TIMEOUT_MS).
+      maxInFlight: Math.min(read.int('UPSTREAM_MAX_IN_FLIGHT', 8192, 1), maxSockets),
       queueSize: read.int('UPSTREAM_QUEUE_SIZE', 10_000, 0),
       queueTimeoutMs: read.int('UPSTREAM_QUEUE_TIMEOUT_MS', 30_000, 1),
     },

@@ -19,7 +19,7 @@ export interface BenchOptions {
   soakRate: number;
   /** A running deployment to measure instead of a gateway started here. */
   target?: { url: string; token: string };
-  /** Extra variables for the gateway under test ("after"), e.g. UPSTREAM_MAX_SOCKETS=8192. */
+  /** Extra variables for the gateway under test ("after"), e.g. UPSTREAM_IDLE_SOCKET_MS=3000. */
   gatewayEnv: Record<string, string>;
   /** Where the gateway writes a V8 CPU profile of each of its runs (node --cpu-prof). */
   profileDir?: string;

@@ -39,9 +39,21 @@ describe('config', () => {
     });
 
     it('sizes the pool for thousands of waiting calls and retires idle sockets before uvicorn\'s 5 s', () => {
-      expect(config.pool).to.include({ maxSockets: 1024, retryLimit: 1, maxJsonBytes: 10 * 1024 * 1024 });
+      expect(config.pool).to.include({ maxSockets: 8192, retryLimit: 1, maxJsonBytes: 10 * 1024 * 1024 });
       expect(config.pool.idleSocketMs).to.be.below(5000);
       expect(config.pool.maxFreeSockets).to.be.within(1, config.pool.maxSockets);
+      expect(config.bulkhead.maxInFlight).to.be.within(5000, config.pool.maxSockets);
+    });
+
+    it('never lets more calls run than the pool has sockets (a call past it would wait with no timeout)', () => {
+      const small = loadConfig({ ...REQUIRED, UPSTREAM_MAX_SOCKETS: '1', UPSTREAM_MAX_IN_FLIGHT: '500' });
+      expect(small.bulkhead.maxInFlight).to.equal(1);
+      expect(loadConfig({ ...REQUIRED, UPSTREAM_MAX_IN_FLIGHT: '500' }).bulkhead.maxInFlight).to.equal(500);
+    });
+
+    it('keeps JWT_SECRET_KEY byte for byte: a trailing newline is part of the secret', () => {
+      expect(loadConfig({ JWT_SECRET_KEY: ' s3cret\n' }).jwt.secretKey).to.equal(' s3cret\n');
+      expect(() => loadConfig({ JWT_SECRET_KEY: '  ' })).to.throw(/^JWT_SECRET_KEY: required/);
     });
 
     it('logs at info into logs/, shuts down within 30 s, allows every origin and the tutor role', () => {
@@ -100,7 +112,7 @@ describe('config', () => {
       ['a port out of range', { PORT: '70000' }, /^PORT: expected a number from 0 to 65535, got 70000$/],
       ['a zero timeout', { AVATAR_ADD_TIMEOUT_MS: '0' }, /^AVATAR_ADD_TIMEOUT_MS: expected a number from 1 to/],
       ['a zero pool', { UPSTREAM_MAX_SOCKETS: '0' }, /^UPSTREAM_MAX_SOCKETS: /],
-      ['more retries than the spec allows', { UPSTREAM_RETRY_LIMIT: '3' }, /^UPSTREAM_RETRY_LIMIT: expected a number from 0 to 2, got 3$/],
+      ['more retries than the spec allows', { UPSTREAM_RETRY_LIMIT: '2' }, /^UPSTREAM_RETRY_LIMIT: expected a number from 0 to 1, got 2$/],
       ['a URL that is not one', { AVATAR_SERVICE_URL: 'localhost:8606' }, /^AVATAR_SERVICE_URL: expected an http:\/\/ or https:\/\/ URL/],
       ['a URL of another scheme', { TTS_SERVICE_URL: 'ftp://tts:8604' }, /^TTS_SERVICE_URL: expected an http:\/\/ or https:\/\/ URL, got "ftp:\/\/tts:8604"$/],
       ['an unparsable URL', { WEBRTC_SERVICE_URL: 'http://' }, /^WEBRTC_SERVICE_URL: /],

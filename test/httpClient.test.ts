@@ -84,7 +84,7 @@ describe('httpClient (real upstream on 127.0.0.1)', () => {
       clearTimeout(safety);
       expect(results.every((r) => r.status === 200)).to.equal(true);
       expect(server.connections()).to.equal(total);
-      expect(http.agents.avatar.maxSockets).to.equal(1024);
+      expect(http.agents.avatar.maxSockets).to.equal(8192);
     });
 
     it('retires a socket idle longer than UPSTREAM_IDLE_SOCKET_MS instead of reusing it', async () => {

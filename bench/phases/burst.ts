@@ -60,7 +60,9 @@ export async function burstPhase(ctx: BenchContext): Promise<void> {
   // A call may wait for the whole burst in "before"; the route's timeout must not end it first.
   const timeout: Record<string, string> = 2 * options.latencyMs > DEFAULT_UPSTREAM_TIMEOUT_MS ? { UPSTREAM_TIMEOUT_MS: String(2 * options.latencyMs) } : {};
   for (const mode of ['before', 'after'] as const) {
-    const gateway = await ctx.startGateway(mode === 'before' ? { ...timeout, UPSTREAM_MAX_SOCKETS: '1' } : timeout);
+    // "before" is one call at a time, like the blocking original, which had no queue limit either.
+    const serial = { UPSTREAM_MAX_SOCKETS: '1', UPSTREAM_QUEUE_TIMEOUT_MS: String(2 * options.beforeMaxUsers * options.latencyMs) };
+    const gateway = await ctx.startGateway(mode === 'before' ? { ...timeout, ...serial } : timeout);
     try {
       await runRows(ctx, mode, { url: `${gateway.url}/api/avatar/list`, headers: auth, pid: gateway.pid }, rows);
     } finally {
