@@ -12,7 +12,10 @@ export function securityHeaders() {
     // The gateway speaks plain HTTP on its port; HSTS belongs to the TLS proxy in front of it, and
     // helmet's includeSubDomains would force HTTPS onto every other service of the domain.
     strictTransportSecurity: false,
-    // Kept from helmet's defaults: X-Content-Type-Options nosniff, X-Frame-Options SAMEORIGIN,
+    // The only pages the gateway serves are the signalling service's demo pages, which frontends
+    // built on LiveTalking embed in an iframe from their own origin; Flask sent no X-Frame-Options.
+    frameguard: false,
+    // Kept from helmet's defaults: X-Content-Type-Options nosniff,
     // Referrer-Policy no-referrer, Cross-Origin-Opener-Policy same-origin, Origin-Agent-Cluster,
     // X-DNS-Prefetch-Control off, X-Download-Options noopen, X-Permitted-Cross-Domain-Policies
     // none, X-XSS-Protection 0, and no X-Powered-By.

@@ -10,7 +10,6 @@ describe('security headers (real gateway on 127.0.0.1)', () => {
 
   function expectProtective(headers: Headers): void {
     expect(headers.get('x-content-type-options')).to.equal('nosniff');
-    expect(headers.get('x-frame-options')).to.equal('SAMEORIGIN');
     expect(headers.get('referrer-policy')).to.equal('no-referrer');
     expect(headers.get('x-permitted-cross-domain-policies')).to.equal('none');
     expect(headers.get('x-powered-by')).to.equal(null);
@@ -19,7 +18,8 @@ describe('security headers (real gateway on 127.0.0.1)', () => {
   function expectFrontendFriendly(headers: Headers): void {
     // Another origin may load what the gateway answers (previews in <img>, fetch without CORS).
     expect(headers.get('cross-origin-resource-policy')).to.equal('cross-origin');
-    // Nothing that would stop the API or the signalling demo pages from working.
+    // Nothing that would stop the API or the signalling demo pages (framed by the frontend) from working.
+    expect(headers.get('x-frame-options')).to.equal(null);
     expect(headers.get('content-security-policy')).to.equal(null);
     expect(headers.get('cross-origin-embedder-policy')).to.equal(null);
     // Plain HTTP: HSTS is the TLS proxy's business.
