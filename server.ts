@@ -2,6 +2,7 @@
 // life: graceful shutdown on SIGTERM/SIGINT (the counterpart of atexit's cleanup_http_client).
 import cluster from 'node:cluster';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import dotenv from 'dotenv';
 import { createApp } from './app.js';
@@ -10,7 +11,7 @@ import { createAuth } from './middleware/auth.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { sendJson } from './services/flaskJson.js';
 import { createHttpClient, type HttpClient } from './services/httpClient.js';
-import { createLogger, flushLogger, type Logger } from './services/logger.js';
+import { createLogger, flushLogger, loggerFlushed, type Logger } from './services/logger.js';
 import { createMetrics } from './services/metrics.js';
 import { probeUpstreams } from './services/upstreamHealth.js';
 
@@ -44,12 +45,30 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     // server; slow clients are bounded by headersTimeout and the body readers' own limits.
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
-  }, app);
+  });
 
   const inFlight = new Set<http.ServerResponse>();
+  let stopping: Promise<void> | undefined;
+  // Before the app, which may answer at once.
   server.on('request', (_req, res: http.ServerResponse) => {
     inFlight.add(res);
     res.once('close', () => inFlight.delete(res));
+    // A request that came during the drain on a connection not idle at the signal (its next request
+    // was arriving): kept alive, that connection would hold the drain until the deadline.
+    if (stopping) res.setHeader('Connection', 'close');
+  });
+  server.on('request', app);
+
+  // A response cut with its connection emits 'close' (and its listeners log: access log, metrics)
+  // only once that socket has closed, which can be after the server's own 'close'.
+  const connections = new Set<Socket>();
+  let lastConnectionClosed: (() => void) | undefined;
+  server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => {
+      connections.delete(socket);
+      if (connections.size === 0) lastConnectionClosed?.();
+    });
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -61,7 +80,6 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   logger.info(`avatar-gateway listening on http://${config.host}:${port}`, { pid: process.pid });
   void logUpstreams(config, httpClient, logger);
 
-  let stopping: Promise<void> | undefined;
   function shutdown(reason: string): Promise<void> {
     stopping ??= drain(reason);
     return stopping;
@@ -72,7 +90,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     logger.info('shutting down: no new connections, finishing requests in flight', { reason, inFlight: inFlight.size });
     server.closeIdleConnections();
-    for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
+    for (const res of inFlight) {
+      if (!res.headersSent) res.setHeader('Connection', 'close');
+      // Already streaming with keep-alive (a preview, a WebRTC answer): once done, its connection is
+      // idle and is closed, rather than holding the drain until the deadline.
+      else res.once('finish', () => server.closeIdleConnections());
+    }
 
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
@@ -80,9 +103,14 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     });
     if ((await Promise.race([closed, deadline])) === 'deadline') {
       answerUnfinished(inFlight, logger);
-      server.closeAllConnections();
+      for (const socket of connections) socket.destroy();
     }
     clearTimeout(timer);
+    // Every line about a request is written before the caller flushes the log.
+    await new Promise<void>((resolve) => {
+      if (connections.size === 0) resolve();
+      else lastConnectionClosed = resolve;
+    });
     httpClient.close();
     auth.close();
     logger.info('shutdown complete');
@@ -118,32 +146,34 @@ async function logUpstreams(config: Config, httpClient: HttpClient, logger: Logg
   }
 }
 
-function readConfig(): Config {
-  dotenv.config({ quiet: true });
+// One clear line, no stack: the operator has a setting to fix (also for what only start-up can
+// check, such as a DATABASE_URL whose user table cannot be read, or a LOG_DIR that cannot be made).
+function exitOnConfigError(error: ConfigError): never {
+  console.error(`avatar-gateway: configuration error: ${error.message}`);
+  process.exit(1);
+}
+
+function orExitOnConfigError<T>(start: () => T): T {
   try {
-    return loadConfig();
+    return start();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     exitOnConfigError(error);
   }
 }
 
-// One clear line, no stack: the operator has a setting to fix (also for what only start-up can
-// check, such as a DATABASE_URL whose user table cannot be read).
-function exitOnConfigError(error: ConfigError): never {
-  console.error(`avatar-gateway: configuration error: ${error.message}`);
-  process.exit(1);
-}
-
 async function main(): Promise<void> {
-  const config = readConfig();
-  const logger = createLogger(config);
+  dotenv.config({ quiet: true });
+  const config = orExitOnConfigError(() => loadConfig());
+  const logger = orExitOnConfigError(() => createLogger(config));
   let dying = false;
   const fatal = (error: unknown) => {
     // Once only: a second error while the logs flush must not write to the ended logger.
     if (dying) return;
     dying = true;
-    logger.error('fatal error, exiting', { error });
+    // After the shutdown flushed the log, stderr is the only place left to say why.
+    if (loggerFlushed(logger)) console.error('avatar-gateway: fatal error after the log was closed:', error);
+    else logger.error('fatal error, exiting', { error });
     void flushLogger(logger).finally(() => process.exit(1));
   };
   process.on('uncaughtException', fatal);

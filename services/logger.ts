@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import winston from 'winston';
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 
 export type Logger = winston.Logger;
 
@@ -23,10 +23,18 @@ const errorMeta = winston.format((info) => {
   return info;
 });
 
+// The loggers flushLogger has ended, and when each finished. Kept here because winston's streams
+// (readable-stream 3) have no writableEnded to ask.
+const flushes = new WeakMap<Logger, Promise<void>>();
+
 export function createLogger(config: Pick<Config, 'log' | 'nodeEnv'>, console: winston.transport = new winston.transports.Console()): Logger {
-  fs.mkdirSync(config.log.dir, { recursive: true });
+  try {
+    fs.mkdirSync(config.log.dir, { recursive: true });
+  } catch (error) {
+    throw new ConfigError('LOG_DIR', `cannot create the directory "${config.log.dir}" (${(error as NodeJS.ErrnoException).code})`);
+  }
   const lineFormat = config.nodeEnv === 'production' ? winston.format.json() : consoleFormat;
-  return winston.createLogger({
+  const logger = winston.createLogger({
     level: config.log.level,
     format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), errorMeta()),
     transports: [
@@ -38,12 +46,26 @@ export function createLogger(config: Pick<Config, 'log' | 'nodeEnv'>, console: w
       }),
     ],
   });
+  // Once flushed on exit, a late line (a connection closing after the flush) is dropped: written,
+  // it would fail with "write after end" and turn a clean exit into a crash. Every level method and
+  // child logger writes through here.
+  const write = logger.write.bind(logger);
+  logger.write = ((...args: Parameters<typeof write>) => !flushes.has(logger) && write(...args)) as typeof logger.write;
+  return logger;
 }
 
-/** Resolves once every transport has written what it was given (used on shutdown). */
+/** Resolves once every transport has written what it was given (used on exit; again is harmless). */
 export function flushLogger(logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    logger.on('finish', () => resolve());
-    logger.end();
-  });
+  let flushed = flushes.get(logger);
+  if (!flushed) {
+    flushed = new Promise((resolve) => {
+      logger.once('finish', () => resolve());
+      logger.end();
+    });
+    flushes.set(logger, flushed);
+  }
+  return flushed;
 }
+
+/** Whether flushLogger has ended this logger: what is logged now goes nowhere. */
+export const loggerFlushed = (logger: Logger): boolean => flushes.has(logger);
