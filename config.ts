@@ -61,6 +61,7 @@ export interface Config {
   server: {
     headersTimeoutMs: number;
     requestTimeoutMs: number;
+    bodyIdleTimeoutMs: number;
     keepAliveTimeoutMs: number;
     shutdownTimeoutMs: number;
   };
@@ -157,6 +158,7 @@ export function loadConfig(env: Env = process.env): Config {
   const server = {
     headersTimeoutMs: read.int('HEADERS_TIMEOUT_MS', 20_000, 1),
     requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS', 0, 0),
+    bodyIdleTimeoutMs: read.int('BODY_IDLE_TIMEOUT_MS', 30_000, 1),
     keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 30_000, 1),
   };

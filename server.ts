@@ -42,7 +42,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     // otherwise hold its connection up to 30 s past the limit.
     connectionsCheckingInterval: Math.min(config.server.headersTimeoutMs, 1000),
     // 0: an upload of a gigabyte or an avatar creation of 15 minutes must not be cut off by the
-    // server; slow clients are bounded by headersTimeout and the body readers' own limits.
+    // server; slow clients are bounded by headersTimeout and the form readers' BODY_IDLE_TIMEOUT_MS.
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
   });

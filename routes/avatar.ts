@@ -9,10 +9,9 @@ import { upstreamFailures } from '../middleware/errorHandler.js';
 import { onlyMethods } from '../middleware/methods.js';
 import { checkAvatarName } from '../services/avatarName.js';
 import { relayUpload } from '../services/avatarUpload.js';
-import { UpstreamError } from '../services/errors.js';
 import { sendJson } from '../services/flaskJson.js';
 import { FORM_MAX_PARTS, readForm, requiredField } from '../services/forms.js';
-import { parseJson, toUpstreamError, type UpstreamResponse } from '../services/httpClient.js';
+import { parseJson, readText, toUpstreamError, type UpstreamResponse } from '../services/httpClient.js';
 import { ttsModelFile } from '../services/ttsModels.js';
 
 /** What add forwards, in the order the original sent it; anything else (ref_text...) is dropped. */
@@ -67,24 +66,6 @@ function sendActionAnswer(res: Response, response: UpstreamResponse, failed: str
   sendJson(res, 400, { detail: data.value, msg: failed });
 }
 
-/** An upstream body the gateway reads whole (a preview's error text), within the JSON size limit. */
-async function readBodyText(body: Readable, maxBytes: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      size += chunk.length;
-      if (size > maxBytes) throw new UpstreamError('too_large', 'avatar', `response larger than ${maxBytes} bytes`);
-      chunks.push(chunk);
-    }
-  } catch (error) {
-    throw toUpstreamError('avatar', error);
-  } finally {
-    body.destroy();
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 /** Streams an upstream body to the client; resolves when the response is done or the client gone. */
 function relayBody(body: Readable, res: Response): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -123,7 +104,7 @@ export function avatarRoutes(config: Config, deps: AppDeps): Router {
   }
 
   async function getAvatarPreview(req: Request, res: Response): Promise<void> {
-    const form = await readForm(req, limits.maxFormBytes);
+    const form = await readForm(req, limits.maxFormBytes, config.server.bodyIdleTimeoutMs);
     const avatarName = requiredField(form, 'avatar_name', 'Missing avatar_name in form-data');
     checkAvatarName(avatarName);
     const upstream = await httpClient.stream('avatar', {
@@ -131,8 +112,10 @@ export function avatarRoutes(config: Config, deps: AppDeps): Router {
       timeoutMs: timeouts.upstreamMs, requestId: req.id, signal: req.signal,
     });
     if (upstream.status !== 200) {
-      const detail = await readBodyText(upstream.body, config.pool.maxJsonBytes);
-      return sendJson(res, upstream.status, { detail, msg: 'Failed to get avatar preview' });
+      const { text } = await readText('avatar', upstream, config.pool.maxJsonBytes).catch((error: unknown) => {
+        throw toUpstreamError('avatar', error);
+      });
+      return sendJson(res, upstream.status, { detail: text, msg: 'Failed to get avatar preview' });
     }
     res.status(200).setHeader('Content-Type', upstream.headers['content-type'] ?? 'image/png');
     if (upstream.headers['content-length']) res.setHeader('Content-Length', upstream.headers['content-length']);
@@ -144,7 +127,7 @@ export function avatarRoutes(config: Config, deps: AppDeps): Router {
     const response = await relayUpload(req, {
       fields: ADD_FIELDS,
       files: ADD_FILES,
-      limits: { maxBytes: limits.maxUploadBytes, maxFieldBytes: limits.maxFormBytes, maxParts: FORM_MAX_PARTS },
+      limits: { maxBytes: limits.maxUploadBytes, maxFieldBytes: limits.maxFormBytes, maxParts: FORM_MAX_PARTS, idleMs: config.server.bodyIdleTimeoutMs },
       checkField: (name, value) => {
         if (name === 'name') checkAvatarName(value);
       },
@@ -167,7 +150,7 @@ export function avatarRoutes(config: Config, deps: AppDeps): Router {
   }
 
   async function deleteAvatar(req: Request, res: Response): Promise<void> {
-    const form = await readForm(req, limits.maxFormBytes);
+    const form = await readForm(req, limits.maxFormBytes, config.server.bodyIdleTimeoutMs);
     const name = requiredField(form, 'name', "Missing 'name' in form-data");
     checkAvatarName(name);
     const response = await postForm(req, '/avatar/delete', { name }, timeouts.upstreamMs);
@@ -175,7 +158,7 @@ export function avatarRoutes(config: Config, deps: AppDeps): Router {
   }
 
   async function startAvatar(req: Request, res: Response): Promise<void> {
-    const form = await readForm(req, limits.maxFormBytes);
+    const form = await readForm(req, limits.maxFormBytes, config.server.bodyIdleTimeoutMs);
     const avatarName = requiredField(form, 'avatar_name', "Missing 'avatar_name' in form-data");
     checkAvatarName(avatarName);
     const response = await postForm(req, '/avatar/start', { avatar_name: avatarName }, timeouts.avatarStartMs);

@@ -14,6 +14,8 @@ export interface FormLimits {
   maxFieldBytes: number;
   /** Text fields, and file parts, each. */
   maxParts: number;
+  /** The longest the client may leave the body without a new chunk; the gateway's own pauses do not count. */
+  idleMs: number;
 }
 
 export type FormPart =
@@ -29,6 +31,7 @@ const FILE_CHUNK_BYTES = 64 * 1024;
 
 export const bodyTooLarge = () => new HttpError(413, { msg: 'Request body too large' });
 export const malformedForm = () => new HttpError(400, { msg: 'Malformed form data' });
+const bodyTimeout = () => new HttpError(408, { msg: 'Request body timeout' });
 
 /** A required form field: missing and empty answer the route's 400 alike (Flask's `if not value`). */
 export function requiredField(form: ReadonlyMap<string, string>, name: string, missingMessage: string): string {
@@ -38,9 +41,9 @@ export function requiredField(form: ReadonlyMap<string, string>, name: string, m
 }
 
 /** Flask's request.form for the small form routes: the first value of each text field; files are skipped. */
-export async function readForm(req: Request, maxBytes: number): Promise<Map<string, string>> {
+export async function readForm(req: Request, maxBytes: number, idleMs: number): Promise<Map<string, string>> {
   const form = new Map<string, string>();
-  await readFormParts(req, { maxBytes, maxFieldBytes: maxBytes, maxParts: FORM_MAX_PARTS }, (part) => {
+  await readFormParts(req, { maxBytes, maxFieldBytes: maxBytes, maxParts: FORM_MAX_PARTS, idleMs }, (part) => {
     if (part.kind === 'file') part.content.resume();
     else if (!form.has(part.name)) form.set(part.name, part.value);
   });
@@ -50,7 +53,7 @@ export async function readForm(req: Request, maxBytes: number): Promise<Map<stri
 /**
  * Reads the body as it arrives and hands each part to `onPart`, one at a time and in order: the next
  * part waits until the promise of the previous one settles, so a slow consumer slows the upload.
- * Rejects with 413/400 HttpErrors, with onPart's own error, or with `stop`'s reason when it aborts.
+ * Rejects with 413/400/408 HttpErrors, with onPart's own error, or with `stop`'s reason when it aborts.
  */
 export async function readFormParts(req: Request, limits: FormLimits, onPart: FormPartHandler, stop?: AbortSignal): Promise<void> {
   if (Number(req.headers['content-length']) > limits.maxBytes) {
@@ -70,7 +73,7 @@ export async function readFormParts(req: Request, limits: FormLimits, onPart: Fo
 
   let parser: Writable;
   try {
-    parser = createParser(req, limits, enqueue, refuseUndecodable(onPart));
+    parser = createParser(req, limits, enqueue, decodeUtf8(onPart));
   } catch {
     closeAfterAnswer(req);
     throw malformedForm();
@@ -83,6 +86,9 @@ export async function readFormParts(req: Request, limits: FormLimits, onPart: Fo
   };
   req.once('close', clientGone);
   req.on('error', clientGone);
+  // REQUEST_TIMEOUT_MS is 0 (uploads take minutes), so the server never cuts a body short: a client
+  // silent for longer than BODY_IDLE_TIMEOUT_MS between two chunks is cut off here (408).
+  const stopIdleTimer = startIdleTimer(req, limits.idleMs, () => fail(bodyTimeout()));
   req.pipe(counter);
   try {
     await pipeline(counter, parser, { signal: stop ? AbortSignal.any([failed.signal, stop]) : failed.signal });
@@ -90,6 +96,7 @@ export async function readFormParts(req: Request, limits: FormLimits, onPart: Fo
   } catch (error) {
     fail(error instanceof HttpError ? error : stop?.aborted ? stop.reason : malformedForm());
   } finally {
+    stopIdleTimer();
     req.unpipe(counter);
     req.off('close', clientGone);
     req.off('error', clientGone);
@@ -100,14 +107,57 @@ export async function readFormParts(req: Request, limits: FormLimits, onPart: Fo
   }
 }
 
-// Both parsers decode bytes that are not UTF-8 as U+FFFD. Such a field is no form a browser sends,
-// and forwarding the mangled text would name another avatar: the form is refused (400) instead.
-function refuseUndecodable(onPart: FormPartHandler): FormPartHandler {
-  return (part) => {
-    if (part.kind === 'field' && (part.name.includes('\ufffd') || part.value.includes('\ufffd'))) throw malformedForm();
-    return onPart(part);
+/**
+ * Calls `onIdle` once the client has sent nothing for `idleMs`. Only the client's silence counts:
+ * while the gateway itself has stopped reading (backpressure from a slow upstream) the timer waits.
+ * Returns the function that stops it.
+ */
+function startIdleTimer(req: Request, idleMs: number, onIdle: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const clear = () => clearTimeout(timer);
+  const restart = () => {
+    clearTimeout(timer);
+    if (!req.isPaused()) timer = setTimeout(onIdle, idleMs);
+  };
+  req.on('data', restart).on('resume', restart).on('pause', clear).once('end', clear);
+  restart();
+  return () => {
+    clear();
+    req.off('data', restart).off('resume', restart).off('pause', clear).off('end', clear);
   };
 }
+
+// Strict: bytes that are not UTF-8 throw rather than turn into U+FFFD; a BOM is kept, as Python keeps it.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Text that is no byte string: busboy decoded it in a charset its part declared (browsers never declare one). */
+const decodedByBusboy = (text: string) => /[^\x00-\xff]/.test(text);
+
+// Both parsers hand names and values over as bytes (latin1, one character per byte), decoded here.
+// Bytes that are not UTF-8 are no form a browser sends, and forwarding them as U+FFFD would name
+// another avatar: the form is refused (400). A U+FFFD the user typed is text like any other.
+function decodeUtf8(onPart: FormPartHandler): FormPartHandler {
+  return (part) => onPart(part.kind === 'field'
+    ? { ...part, name: utf8Text(part.name), value: utf8Text(part.value) }
+    : { ...part, name: utf8Text(part.name) });
+}
+
+function utf8Text(bytes: string): string {
+  // Already decoded, as before: a U+FFFD in it may stand for bytes that were not UTF-8.
+  if (decodedByBusboy(bytes)) {
+    if (bytes.includes('\ufffd')) throw malformedForm();
+    return bytes;
+  }
+  try {
+    return strictUtf8.decode(Buffer.from(bytes, 'latin1'));
+  } catch {
+    throw malformedForm();
+  }
+}
+
+// Filenames pass as before: the raw bytes of filename="..." read as UTF-8, browsers' way, bytes
+// that are not UTF-8 as U+FFFD; a filename*= (RFC 5987) as busboy decoded it.
+const utf8Filename = (filename: string) => (decodedByBusboy(filename) ? filename : Buffer.from(filename, 'latin1').toString('utf8'));
 
 /** How long the rest of a refused body is read and dropped after the answer, at most. */
 const LINGER_MS = 1000;
@@ -159,9 +209,10 @@ function multipartParser(req: Request, limits: FormLimits, enqueue: Enqueue, onP
   const parser = busboy({
     headers: req.headers,
     limits: { fieldSize: limits.maxFieldBytes, fields: limits.maxParts, files: limits.maxParts },
-    // Filenames pass unchanged: paths kept, raw UTF-8 read as browsers send it.
+    // Paths in filenames kept; names, values and filenames as bytes (decodeUtf8, utf8Filename).
     preservePath: true,
-    defParamCharset: 'utf8',
+    defCharset: 'latin1',
+    defParamCharset: 'latin1',
     fileHwm: FILE_CHUNK_BYTES,
   });
   const tooMany = () => parser.destroy(bodyTooLarge());
@@ -179,15 +230,16 @@ function multipartParser(req: Request, limits: FormLimits, enqueue: Enqueue, onP
       content.resume();
     } else if (filename === undefined) {
       // busboy counts an application/octet-stream part without a filename as a file; Werkzeug as a field.
-      enqueue(async () => onPart({ kind: 'field', name, value: await readText(content, limits.maxFieldBytes) }));
+      enqueue(async () => onPart({ kind: 'field', name, value: await readBytes(content, limits.maxFieldBytes) }));
     } else {
-      enqueue(() => onPart({ kind: 'file', name, filename, contentType: mimeType, content }));
+      enqueue(() => onPart({ kind: 'file', name, filename: utf8Filename(filename), contentType: mimeType, content }));
     }
   });
   return parser;
 }
 
-async function readText(content: Readable, maxBytes: number): Promise<string> {
+/** A part's content as a byte string, as busboy hands over its fields. */
+async function readBytes(content: Readable, maxBytes: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of content) {
@@ -195,11 +247,16 @@ async function readText(content: Readable, maxBytes: number): Promise<string> {
     if (size > maxBytes) throw bodyTooLarge();
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('latin1');
 }
 
+// '+' is a space and %XX a byte; a broken escape stays as written.
+const unquotePlus = (text: string) =>
+  text.replace(/\+|%[0-9a-fA-F]{2}/g, (match) => (match === '+' ? ' ' : String.fromCharCode(parseInt(match.slice(1), 16))));
+
 // Python's parse_qsl (Werkzeug's form parser), streamed one name=value pair at a time: '+' is a
-// space, a broken %-escape stays as written, a pair without '=' is an empty value.
+// space, a broken %-escape stays as written, a pair without '=' is an empty value. Names and values
+// are handed over as bytes, like busboy's.
 class UrlencodedParser extends Writable {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -231,12 +288,14 @@ class UrlencodedParser extends Writable {
   }
 
   private endPair(): Error | undefined {
-    const pair = Buffer.concat(this.pending, this.pendingBytes).toString('utf8');
+    const pair = Buffer.concat(this.pending, this.pendingBytes).toString('latin1');
     this.pending = [];
     this.pendingBytes = 0;
     if (pair === '') return undefined;
     if (pair.length > this.limits.maxFieldBytes || ++this.pairs > this.limits.maxParts) return bodyTooLarge();
-    for (const [name, value] of new URLSearchParams(pair)) this.onField(name, value);
+    const equals = pair.indexOf('=');
+    if (equals === -1) this.onField(unquotePlus(pair), '');
+    else this.onField(unquotePlus(pair.slice(0, equals)), unquotePlus(pair.slice(equals + 1)));
     return undefined;
   }
 }

@@ -98,6 +98,28 @@ export function toUpstreamError(upstream: UpstreamName, error: unknown): Upstrea
   return new UpstreamError(kind, upstream, `${upstream} service: ${describe(requestError, kind)}`);
 }
 
+/**
+ * A body the gateway must read whole (JSON, an error text), never past `maxBytes`
+ * (UPSTREAM_MAX_JSON_BYTES); a declared Content-Length over it is refused before a byte is read.
+ */
+export async function readText(upstream: UpstreamName, { status, headers, body }: UpstreamStream, maxBytes: number): Promise<UpstreamResponse> {
+  const tooLarge = () => new UpstreamError('too_large', upstream, `${upstream} service: response larger than ${maxBytes} bytes`);
+  const chunks: Buffer[] = [];
+  let size = Number(headers['content-length'] ?? 0);
+  try {
+    if (size > maxBytes) throw tooLarge();
+    size = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) throw tooLarge();
+      chunks.push(chunk);
+    }
+  } finally {
+    body.destroy();
+  }
+  return { status, headers, text: Buffer.concat(chunks).toString('utf8') };
+}
+
 export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bulkhead' | 'breaker'>, logger: Logger, observer?: UpstreamObserver): HttpClient {
   const { pool } = config;
   const agentOptions: http.AgentOptions = {
@@ -225,26 +247,7 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bu
     }
   }
 
-  // A body the gateway parses is read whole, but never past UPSTREAM_MAX_JSON_BYTES.
-  async function readText(upstream: UpstreamName, { status, headers, body }: UpstreamStream): Promise<UpstreamResponse> {
-    const tooLarge = () => new UpstreamError('too_large', upstream, `${upstream} service: response larger than ${pool.maxJsonBytes} bytes`);
-    const chunks: Buffer[] = [];
-    let size = Number(headers['content-length'] ?? 0);
-    try {
-      if (size > pool.maxJsonBytes) throw tooLarge();
-      size = 0;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > pool.maxJsonBytes) throw tooLarge();
-        chunks.push(chunk);
-      }
-    } finally {
-      body.destroy();
-    }
-    return { status, headers, text: Buffer.concat(chunks).toString('utf8') };
-  }
-
-  const request = (upstream: UpstreamName, call: UpstreamCall) => callWithRetries(upstream, call, (answer) => readText(upstream, answer));
+  const request = (upstream: UpstreamName, call: UpstreamCall) => callWithRetries(upstream, call, (answer) => readText(upstream, answer, pool.maxJsonBytes));
   const stream = (upstream: UpstreamName, call: UpstreamCall) => callWithRetries(upstream, call, async (answer) => answer);
 
   // Every call passes its upstream's circuit breaker and bulkhead first; a path that would leave

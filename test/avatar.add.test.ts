@@ -64,7 +64,7 @@ function post(base: string, { headers = {}, body = '' }: Post, path = ADD): Prom
 }
 
 type Part =
-  | { name: string; value: string; contentType?: string }
+  | { name: string; value: string | Buffer; contentType?: string }
   | { name: string; filename: string; contentType: string; data: Buffer };
 
 const CLIENT_BOUNDARY = '----WebKitFormBoundaryClient0123456789';
@@ -80,7 +80,8 @@ function partHead(part: Part, boundary: string): string {
 
 /** A multipart/form-data body as browsers write it (raw UTF-8 in the header parameters). */
 function multipart(parts: Part[], boundary = CLIENT_BOUNDARY): { headers: Record<string, string>; body: Buffer } {
-  const pieces = parts.flatMap((part) => [Buffer.from(partHead(part, boundary)), 'value' in part ? Buffer.from(part.value) : part.data, Buffer.from('\r\n')]);
+  const content = (part: Part) => ('value' in part ? (typeof part.value === 'string' ? Buffer.from(part.value) : part.value) : part.data);
+  const pieces = parts.flatMap((part) => [Buffer.from(partHead(part, boundary)), content(part), Buffer.from('\r\n')]);
   return {
     headers: { ...TUTOR, 'content-type': `multipart/form-data; boundary=${boundary}` },
     body: Buffer.concat([...pieces, Buffer.from(`--${boundary}--\r\n`)]),
@@ -104,6 +105,7 @@ const PERMISSION_DENIED = flask('{"msg":"Permission denied"}');
 const INVALID_NAME = flask('{"msg":"Invalid avatar name"}');
 const TOO_LARGE = flask('{"msg":"Request body too large"}');
 const MALFORMED = flask('{"msg":"Malformed form data"}');
+const BODY_TIMEOUT = flask('{"msg":"Request body timeout"}');
 
 describe('POST /api/avatar/add (real gateway, simulated avatar service)', function () {
   this.timeout(30_000);
@@ -222,6 +224,34 @@ describe('POST /api/avatar/add (real gateway, simulated avatar service)', functi
       expect(res.status).to.equal(400);
       expect(res.body).to.equal(missing('name', 'prompt_face'));
       expect(onlyAdd().fields ?? []).to.deep.equal([]);
+    });
+
+    it('a U+FFFD the user typed is text like any other: forwarded unchanged, multipart or urlencoded', async () => {
+      const description = 'the \ufffd sign';
+      let res = await post(gw.url, multipart([{ name: 'name', value: 'replacement' }, { name: 'description', value: description }, video()]));
+      expect(res.status).to.equal(200);
+      expect(onlyAdd().fields).to.deep.equal([['name', 'replacement'], ['description', description]]);
+
+      sim.reset();
+      res = await post(gw.url, urlencoded(`name=replacement&description=${encodeURIComponent(description)}`));
+      expect(res.body).to.equal(missing('prompt_face'));
+      expect(onlyAdd().fields).to.deep.equal([['name', 'replacement'], ['description', description]]);
+    });
+
+    it('a text part that declares charset=utf-8 (.NET clients do) is read in it, as before', async () => {
+      const res = await post(gw.url, multipart([{ name: 'name', value: 'declared' }, { name: 'description', value: '数学老师', contentType: 'text/plain; charset=utf-8' }, video()]));
+      expect(res.status).to.equal(200);
+      expect(onlyAdd().fields).to.deep.equal([['name', 'declared'], ['description', '数学老师']]);
+    });
+
+    it('a filename*= (RFC 5987, older python-requests) passes as decoded, like a raw UTF-8 filename', async () => {
+      const face = video();
+      const head = `--${CLIENT_BOUNDARY}\r\nContent-Disposition: form-data; name="prompt_face"; filename*=UTF-8''%E5%A4%B4%E5%83%8F.mp4\r\n`
+        + 'Content-Type: video/mp4\r\n\r\n';
+      const { headers, body } = multipart([{ name: 'name', value: 'rfc5987' }]);
+      const res = await post(gw.url, { headers, body: Buffer.concat([Buffer.from(head), face.data, Buffer.from('\r\n'), body]) });
+      expect(res.status).to.equal(200);
+      expect(onlyAdd().files.map((f) => f.filename)).to.deep.equal(['头像.mp4']);
     });
 
     it('a missing or empty name is forwarded and the service\'s 422 comes back as 400 with its detail', async () => {
@@ -560,6 +590,8 @@ describe('POST /api/avatar/add (real gateway, simulated avatar service)', functi
     });
 
     it('a client that disconnects before any file opens no upstream request at all', async () => {
+      const addsBefore = adds().length;
+      const abortedBefore = sim.aborted();
       const req = http.request(`${gw.url}${ADD}`, {
         method: 'POST',
         agent: false,
@@ -570,8 +602,58 @@ describe('POST /api/avatar/add (real gateway, simulated avatar service)', functi
       req.destroy();
       // The gateway has seen the close once it answers another request on a fresh connection.
       expect((await post(gw.url, urlencoded('name=next'))).status).to.equal(400);
-      sim.requests.length = 0;
-      await nothingForwarded();
+      await waitFor(() => sim.inFlight() === 0, 'no request open at the avatar service');
+      // The one add since is that request's own.
+      expect(adds().slice(addsBefore).map((r) => r.fields)).to.deep.equal([[['name', 'next']]]);
+      expect(sim.aborted()).to.equal(abortedBefore);
+    });
+  });
+
+  describe('a client body that stops flowing (BODY_IDLE_TIMEOUT_MS)', () => {
+    const IDLE_MS = 300;
+    let idle: TestGateway;
+    before(async () => {
+      idle = await gatewayWith({ BODY_IDLE_TIMEOUT_MS: String(IDLE_MS) });
+    });
+
+    it('a client that goes silent mid-file gets 408 (Connection: close); the upload under way is aborted upstream', async () => {
+      const abortedBefore = sim.aborted();
+      const res = await post(idle.url, {
+        headers: multipart([]).headers,
+        body: (async function* () {
+          yield Buffer.from(`${partHead({ name: 'name', value: 'silent' }, CLIENT_BOUNDARY)}silent\r\n${partHead(video(), CLIENT_BOUNDARY)}`);
+          yield randomBytes(256 * 1024);
+          // Then nothing more, the connection held open.
+          await new Promise(() => {});
+        })(),
+      });
+      expect(res.status).to.equal(408);
+      expect(res.body).to.equal(BODY_TIMEOUT);
+      expect(res.headers.connection).to.equal('close');
+      await upstreamAborted(abortedBefore);
+    });
+
+    it('a service reading nothing for three idle timeouts pauses the gateway, not the client: the upload completes', async () => {
+      let upstreamRead = 0;
+      const pausing = await startUpstream((req, res) => {
+        req.once('data', () => {
+          req.pause();
+          setTimeout(() => req.resume(), 3 * IDLE_MS);
+        });
+        req.on('data', (chunk: Buffer) => { upstreamRead += chunk.length; });
+        req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"success"}'));
+      });
+      const front = await startTestGateway({ AVATAR_SERVICE_URL: pausing.url, BODY_IDLE_TIMEOUT_MS: String(IDLE_MS) });
+      gateways.push(front);
+      try {
+        // Far more than the socket buffers of both hops hold: the gateway stops reading the client meanwhile.
+        const file = generateFile(48 * MiB);
+        const result = await uploadAvatar(`${front.url}${ADD}`, file, 'patient', TUTOR);
+        expect(result.status, result.body).to.equal(200);
+        expect(upstreamRead).to.be.above(file.sizeBytes);
+      } finally {
+        await pausing.close();
+      }
     });
   });
 
@@ -650,6 +732,28 @@ describe('POST /api/avatar/add (real gateway, simulated avatar service)', functi
     ] as const) {
       it(`${what} answers 400 Malformed form data, nothing forwarded`, async () => {
         const res = await post(gw.url, { headers: { ...TUTOR, 'content-type': contentType }, body });
+        expect(res.status).to.equal(400);
+        expect(res.body).to.equal(MALFORMED);
+        await nothingForwarded();
+      });
+    }
+
+    // "café" in latin1: 0xE9 on its own is no UTF-8.
+    const notUtf8 = Buffer.from('caf\u00e9', 'latin1');
+    const notUtf8Forms: Array<[string, Post]> = [
+      ['a multipart value', multipart([{ name: 'description', value: notUtf8 }, { name: 'name', value: 'bytes' }, video()])],
+      ['a multipart field name', {
+        headers: multipart([]).headers,
+        body: Buffer.concat([Buffer.from(`${partHead({ name: 'caf\u00e9', value: '' }, CLIENT_BOUNDARY)}\r\n`, 'latin1'), multipart([{ name: 'name', value: 'bytes' }, video()]).body]),
+      }],
+      ['a text part sent as application/octet-stream', multipart([{ name: 'description', value: notUtf8, contentType: 'application/octet-stream' }, video()])],
+      ['an urlencoded value', urlencoded('name=bytes&description=caf%E9')],
+      ['an urlencoded name', urlencoded('name=bytes&caf%E9=x')],
+      ['an urlencoded body, unescaped', { headers: urlencoded('').headers, body: Buffer.concat([Buffer.from('name=bytes&description='), notUtf8]) }],
+    ];
+    for (const [what, form] of notUtf8Forms) {
+      it(`bytes that are not UTF-8 in ${what} answer 400 Malformed form data, nothing forwarded`, async () => {
+        const res = await post(gw.url, form);
         expect(res.status).to.equal(400);
         expect(res.body).to.equal(MALFORMED);
         await nothingForwarded();

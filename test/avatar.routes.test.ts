@@ -15,6 +15,7 @@ import type { CommonMode, SimServer } from '../sim/simServer.js';
 import type { RecordedRequest, SimulatedService } from '../sim/types.js';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { send, type RawResponse } from './helpers/http.js';
+import { exchange, parseResponses } from './helpers/rawSocket.js';
 import { bearer } from './helpers/tokens.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
@@ -509,6 +510,7 @@ describe('avatar routes other than add (real gateway, simulated avatar and TTS s
   });
 
   describe('POST /api/avatar/preview against an ad-hoc image service', () => {
+    const MAX_JSON_BYTES = 1024;
     const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
     let upstream: TestUpstream;
     let gw: TestGateway;
@@ -519,7 +521,12 @@ describe('avatar routes other than add (real gateway, simulated avatar and TTS s
         const body: Buffer[] = [];
         req.on('data', (chunk: Buffer) => body.push(chunk));
         req.once('end', () => {
-          if (Buffer.concat(body).toString() !== 'avatar_name=endless') {
+          const form = Buffer.concat(body).toString();
+          if (form === 'avatar_name=chatty') {
+            res.writeHead(404, { 'Content-Type': 'text/plain' }).end('x'.repeat(2 * MAX_JSON_BYTES));
+            return;
+          }
+          if (form !== 'avatar_name=endless') {
             // Node's http server sends no Content-Type unless told.
             res.writeHead(200, { 'Content-Length': String(png.length) }).end(png);
             return;
@@ -533,7 +540,7 @@ describe('avatar routes other than add (real gateway, simulated avatar and TTS s
           });
         });
       });
-      gw = await startTestGateway({ AVATAR_SERVICE_URL: upstream.url });
+      gw = await startTestGateway({ AVATAR_SERVICE_URL: upstream.url, UPSTREAM_MAX_JSON_BYTES: String(MAX_JSON_BYTES) });
       await waitFor(() => upstream.requests.some((r) => r.url === '/'), 'the start-up probe');
     });
     after(async () => {
@@ -549,6 +556,12 @@ describe('avatar routes other than add (real gateway, simulated avatar and TTS s
       expect(res.bytes.equals(png)).to.equal(true);
       expect(upstream.requests.at(-1)).to.include({ method: 'POST', url: '/avatar/preview' });
       expect(upstream.requests.at(-1)!.headers['content-type']).to.equal('application/x-www-form-urlencoded');
+    });
+
+    it('an error body larger than UPSTREAM_MAX_JSON_BYTES is a failure named like every other upstream one', async () => {
+      const form = multipart([['avatar_name', 'chatty']]);
+      const res = await send(`${gw.url}/api/avatar/preview`, { method: 'POST', headers: { ...bearer('student'), ...form.headers }, body: form.body });
+      expectAnswer(res, 500, flask(`{"error":"avatar service: response larger than ${MAX_JSON_BYTES} bytes","msg":"Error forwarding to avatar service"}`));
     });
 
     it('a client that goes away mid-image cancels the upstream call', async () => {
@@ -600,6 +613,29 @@ describe('avatar routes other than add (real gateway, simulated avatar and TTS s
       avatar.setMode('hang');
       expectAnswer(await post('/api/avatar/start', 'student', urlencoded([['avatar_name', 'bob_math']])), 504, flask('{"msg":"Avatar service timeout"}'));
       expect(avatar.requests).to.have.length(1);
+    });
+  });
+
+  describe('a form body that stops flowing (BODY_IDLE_TIMEOUT_MS)', () => {
+    let gw: TestGateway;
+    before(async () => {
+      avatar.reset();
+      // Shorter than the 50 ms between the trickling client's bytes.
+      gw = await startTestGateway({ AVATAR_SERVICE_URL: avatar.url, BODY_IDLE_TIMEOUT_MS: '20' });
+      await startupProbe(avatar);
+    });
+    after(() => gw.close());
+
+    it('start: a body trickling a byte every 50 ms gets 408 and the connection closed, nothing forwarded', async () => {
+      const head = `POST /api/avatar/start HTTP/1.1\r\nHost: gateway\r\nAuthorization: ${bearer('student').authorization}\r\n`
+        + 'Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\navatar_name=bob_math';
+      const { response, closedByServer } = await exchange(gw.url, head, { trickle: 'x', waitMs: 5000 });
+      expect(closedByServer).to.equal(true);
+      const [answer] = parseResponses(response);
+      expect(answer.status).to.equal(408);
+      expect(answer.headers.connection).to.deep.equal(['close']);
+      expect(answer.body.toString()).to.equal(flask('{"msg":"Request body timeout"}'));
+      expect(avatar.requests).to.have.length(0);
     });
   });
 
