@@ -151,6 +151,27 @@ describe('deploy/k8s manifests', () => {
     }
   });
 
+  it('routes the avatar paths to the gateway and nothing else (Flask keeps its login and other /api routes on the host)', () => {
+    const routed = manifests.filter(({ doc }) => doc.kind === 'Ingress')
+      .flatMap(({ doc }) => doc.spec.rules.flatMap((rule: Manifest) => rule.http.paths as Manifest[]));
+    // A rule for /api or / would take Flask's /api/auth/... and answer it with the gateway's 404.
+    for (const { path: routedPath } of routed) expect(routedPath).to.match(/^\/api\/(avatar|tts|webrtc)(\/|$)/);
+    const general = one('Ingress', 'avatar-gateway').spec.rules
+      .flatMap((rule: Manifest) => rule.http.paths.map((p: Manifest) => `${p.pathType} ${p.path}`));
+    expect(general.sort()).to.deep.equal(['Prefix /api/avatar', 'Prefix /api/tts', 'Prefix /api/webrtc']);
+
+    // Every route the frontend calls (docs/openapi.yaml's avatar, tts and webrtc operations) is routed.
+    const api = parse(fs.readFileSync(path.join(root, 'docs', 'openapi.yaml'), 'utf8'));
+    const frontendPaths = Object.entries<Manifest>(api.paths)
+      .filter(([, item]) => Object.values(item).some((op: Manifest) => op?.tags?.some((tag: string) => ['avatar', 'tts', 'webrtc'].includes(tag))))
+      .map(([template]) => template.replace(/\{\w+\}/g, 'x'));
+    expect(frontendPaths).to.include.members(['/api/avatar/list', '/api/avatar/add', '/api/tts/models', '/api/webrtc/x']);
+    const prefixes = routed.filter((p) => p.pathType === 'Prefix').map((p) => p.path as string);
+    for (const frontendPath of frontendPaths) {
+      expect(prefixes.some((prefix) => frontendPath === prefix || frontendPath.startsWith(`${prefix}/`)), frontendPath).to.equal(true);
+    }
+  });
+
   it('gives /api/avatar/add an ingress with MAX_UPLOAD_BYTES of body, AVATAR_ADD_TIMEOUT_MS of time and no buffering', () => {
     const upload = manifests.map(({ doc }) => doc).find((doc) => doc.kind === 'Ingress'
       && doc.spec.rules.some((rule: Manifest) => rule.http.paths.some((p: Manifest) => p.path === '/api/avatar/add')))!;

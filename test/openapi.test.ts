@@ -3,6 +3,8 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { validate, compileErrors } from '@readme/openapi-parser';
@@ -77,12 +79,21 @@ class ResponseChecker {
   }
 }
 
-/** A stand-in for the avatar service answering like its FastAPI original (upstreams.md). */
+/**
+ * A stand-in for the avatar service answering like its FastAPI original (upstreams.md). The gateway
+ * forwards a sane X-Request-ID: `service-<status>` makes the stand-in answer that status itself,
+ * with FastAPI's JSON error body, on the list, the preview and the TTS models (it can stand in for
+ * the TTS service too).
+ */
 async function startAvatarService(): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
-      if (req.method === 'GET' && req.url === '/avatar/get_avatars') {
+      const own = /^service-(\d{3})$/.exec(String(req.headers['x-request-id']));
+      if (own && ['/avatar/get_avatars', '/avatar/preview', '/tts/models'].includes(req.url ?? '')) {
+        res.writeHead(Number(own[1]), { 'content-type': 'application/json' });
+        res.end('{"detail":"GPU busy, try again later"}');
+      } else if (req.method === 'GET' && req.url === '/avatar/get_avatars') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ status: 'success', avatars: ['bob_math', 'Zoe', 'avatar_1'] }));
       } else if (req.method === 'POST' && req.url === '/avatar/preview') {
@@ -140,6 +151,9 @@ describe('docs/openapi.yaml', () => {
       body: new URLSearchParams(fields).toString(),
     });
 
+    /** The avatar service answers `status` itself (see startAvatarService). */
+    const serviceAnswers = (status: number) => ({ 'x-request-id': `service-${status}` });
+
     const samples: Array<{ name: string; method: string; url: string; init?: RequestInit; status: number; declared: string | [string, string] }> = [
       { name: 'health', method: 'GET', url: '/api/health', status: 200, declared: ['GET', '/api/health'] },
       { name: 'ping', method: 'GET', url: '/api/ping', status: 200, declared: ['GET', '/api/ping'] },
@@ -163,6 +177,19 @@ describe('docs/openapi.yaml', () => {
         name: 'preview image', method: 'POST', url: '/api/avatar/preview', status: 200, declared: ['POST', '/api/avatar/preview'],
         init: { ...form({ avatar_name: 'Zoe' }), headers: { ...form({}).headers, authorization: `Bearer ${flaskToken('student')}` } },
       },
+      {
+        name: 'list answered 503 by the avatar service itself: its JSON passed on', method: 'GET', url: '/api/avatar/list', status: 503,
+        declared: ['GET', '/api/avatar/list'], init: { headers: { authorization: `Bearer ${flaskToken('student')}`, ...serviceAnswers(503) } },
+      },
+      {
+        name: 'list answered 500 by the avatar service itself: its JSON passed on', method: 'GET', url: '/api/avatar/list', status: 500,
+        declared: ['GET', '/api/avatar/list'], init: { headers: { authorization: `Bearer ${flaskToken('student')}`, ...serviceAnswers(500) } },
+      },
+      ...[500, 503, 504].map((status) => ({
+        name: `preview answered ${status} by the avatar service itself: the route's detail and msg`, method: 'POST', url: '/api/avatar/preview', status,
+        declared: ['POST', '/api/avatar/preview'] as [string, string],
+        init: { ...form({ avatar_name: 'Zoe' }), headers: { ...form({}).headers, authorization: `Bearer ${flaskToken('student')}`, ...serviceAnswers(status) } },
+      })),
       {
         name: 'delete as a student', method: 'POST', url: '/api/avatar/delete', status: 403, declared: ['POST', '/api/avatar/delete'],
         init: { ...form({ name: 'Zoe' }), headers: { ...form({}).headers, authorization: `Bearer ${flaskToken('student')}` } },
@@ -209,6 +236,41 @@ describe('docs/openapi.yaml', () => {
         expect(await checker.check(checker.operationResponse('GET', '/api/tts/models', 503), res)).to.deep.equal([]);
       } finally {
         await tripped.close();
+      }
+    });
+
+    it('TTS models answered 404, 500, 503 and 504 by the TTS service itself: the route\'s detail and msg, as declared', async () => {
+      const withService = await startTestGateway({ AVATAR_SERVICE_URL: avatarService.url, TTS_SERVICE_URL: avatarService.url });
+      try {
+        for (const status of [404, 500, 503, 504]) {
+          const res = await fetch(`${withService.url}/api/tts/models`, { headers: { authorization: `Bearer ${flaskToken('student')}`, ...serviceAnswers(status) } });
+          expect(res.status).to.equal(status);
+          expect(await checker.check(checker.operationResponse('GET', '/api/tts/models', status), res), String(status)).to.deep.equal([]);
+        }
+      } finally {
+        await withService.close();
+      }
+    });
+
+    it('TTS models from TTS_MODEL_INFO_PATH: a model file\'s clone passes through as whatever JSON it is, as declared', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'openapi-tts-'));
+      const file = path.join(dir, 'model_info.json');
+      fs.writeFileSync(file, JSON.stringify({
+        edge: { full_name: 'Edge TTS', clone: false, timbres: ['a'], cur_timbre: 'a' },
+        cosy: { full_name: 'CosyVoice2', clone: 'zero-shot' },
+        fish: { clone: { languages: ['zh'] } },
+        none: { clone: null },
+      }));
+      const fromFile = await startTestGateway({ TTS_MODEL_INFO_PATH: file });
+      try {
+        const res = await fetch(`${fromFile.url}/api/tts/models`, { headers: { authorization: `Bearer ${flaskToken('student')}` } });
+        expect(res.status).to.equal(200);
+        const body = await res.clone().json();
+        expect([body.cosy.clone, body.fish.clone, body.none.clone]).to.deep.equal(['zero-shot', { languages: ['zh'] }, null]);
+        expect(await checker.check(checker.operationResponse('GET', '/api/tts/models', 200), res)).to.deep.equal([]);
+      } finally {
+        await fromFile.close();
+        fs.rmSync(dir, { recursive: true, force: true });
       }
     });
 
