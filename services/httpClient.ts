@@ -241,7 +241,7 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bu
         }
       }
       // A client that leaves during the pause ends the call like one that leaves during a request.
-      await delay(pool.retryBackoffMs * tries, undefined, { signal: call.signal }).catch((error) => {
+      await delay(pool.retryBackoffMs, undefined, { signal: call.signal }).catch((error) => {
         throw toUpstreamError(upstream, error);
       });
     }
