@@ -247,47 +247,33 @@ export function createHttpClient(config: Pick<Config, 'upstreams' | 'pool' | 'bu
     }
   }
 
-  const request = (upstream: UpstreamName, call: UpstreamCall) => callWithRetries(upstream, call, (answer) => readText(upstream, answer, pool.maxJsonBytes));
-  const stream = (upstream: UpstreamName, call: UpstreamCall) => callWithRetries(upstream, call, async (answer) => answer);
-
   // Every call passes its upstream's circuit breaker and bulkhead first; a path that would leave
   // the upstream host is refused before it counts as a call.
   const guards = createUpstreamGuards(config);
 
-  async function guardedRequest(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
+  /** A call under its upstream's guards; a pass-through (`bodyOf`) keeps its slot until its body ends. */
+  async function guardedCall<T>(upstream: UpstreamName, call: UpstreamCall, read: (answer: UpstreamStream) => Promise<T>, bodyOf?: (result: T) => Readable): Promise<T> {
     target(upstream, call.path);
     const admission = await guards.admit(upstream, call.signal);
+    let result: T;
     try {
-      const response = await request(upstream, call);
-      admission.settle('success');
-      return response;
-    } catch (error) {
-      admission.settle(outcomeOf(error, call.signal));
-      throw error;
-    } finally {
-      admission.release();
-    }
-  }
-
-  async function guardedStream(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamStream> {
-    target(upstream, call.path);
-    const admission = await guards.admit(upstream, call.signal);
-    try {
-      const answer = await stream(upstream, call);
-      admission.settle('success');
-      // The slot stays taken until the body is read to its end or destroyed (client gone, upstream broke).
-      answer.body.once('end', admission.release).once('close', admission.release);
-      return answer;
+      result = await callWithRetries(upstream, call, read);
     } catch (error) {
       admission.settle(outcomeOf(error, call.signal));
       admission.release();
       throw error;
     }
+    admission.settle('success');
+    const body = bodyOf?.(result);
+    // Read to its end, or destroyed (client gone, upstream broke).
+    if (body) body.once('end', admission.release).once('close', admission.release);
+    else admission.release();
+    return result;
   }
 
   return {
-    request: guardedRequest,
-    stream: guardedStream,
+    request: (upstream, call) => guardedCall(upstream, call, (answer) => readText(upstream, answer, pool.maxJsonBytes)),
+    stream: (upstream, call) => guardedCall(upstream, call, async (answer) => answer, (answer) => answer.body),
     state: guards.state,
     agents,
     close() {
