@@ -220,8 +220,48 @@ export function closeIdleConnections(server: http.Server, options: SimulatedServ
   };
 }
 
-export async function startSimServer<Mode extends string>(options: SimServerOptions<Mode>): Promise<SimServer<Mode>> {
+/** A simulated service's listening side, shared by every simulated service. */
+export interface SimListener {
+  url: string;
+  port: number;
+  /** 'down' closes the port (connections are refused); any other mode takes it again. */
+  followMode(mode: string): void;
+  lateRequests(): number;
+  close(): Promise<void>;
+}
+
+/** Listens on host:port and hands each request that is not late on an idle-closed connection to `handle`. */
+export async function listenSimulated(options: SimulatedServiceOptions, handle: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>): Promise<SimListener> {
   const host = options.host ?? '127.0.0.1';
+  const server = http.createServer((req, res) => {
+    if (idle.admit(req, res)) void handle(req, res);
+  });
+  // An idle keep-alive timeout like uvicorn's (5 s unless told): a client that keeps pooled sockets longer meets resets.
+  const idle = closeIdleConnections(server, options);
+  server.listen(options.port ?? 0, host);
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    followMode(mode) {
+      // The port is bound again synchronously when leaving 'down'; only 'listening' is emitted later.
+      if (mode === 'down' && server.listening) {
+        server.close();
+        server.closeAllConnections();
+      } else if (mode !== 'down' && !server.listening) {
+        server.listen(port, host);
+      }
+    },
+    lateRequests: idle.lateRequests,
+    async close() {
+      server.closeAllConnections();
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+export async function startSimServer<Mode extends string>(options: SimServerOptions<Mode>): Promise<SimServer<Mode>> {
   const wire = wireOptions(options);
   let latencyMs = options.latencyMs ?? 0;
   let mode = 'normal' as Mode;
@@ -248,31 +288,18 @@ export async function startSimServer<Mode extends string>(options: SimServerOpti
     writeAnswer(req, res, { status: answer.status, headers: { 'content-type': answer.contentType, server: 'uvicorn' }, body: answer.body }, mode, wire);
   }
 
-  const server = http.createServer((req, res) => {
-    if (idle.admit(req, res)) void handle(req, res);
-  });
-  // uvicorn's idle keep-alive timeout: a client that keeps pooled sockets longer meets resets.
-  const idle = closeIdleConnections(server, options);
-  server.listen(options.port ?? 0, host);
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  const port = (server.address() as { port: number }).port;
+  const listener = await listenSimulated(options, handle);
 
   return {
-    url: `http://${host}:${port}`,
-    port,
+    url: listener.url,
+    port: listener.port,
     requests,
     get mode() {
       return mode;
     },
     setMode(next: Mode) {
       if (!options.modes.includes(next)) throw new Error(`unknown mode "${next}" (one of ${options.modes.join(', ')})`);
-      // The port is bound again synchronously when leaving 'down'; only 'listening' is emitted later.
-      if (next === 'down' && server.listening) {
-        server.close();
-        server.closeAllConnections();
-      } else if (next !== 'down' && !server.listening) {
-        server.listen(port, host);
-      }
+      listener.followMode(next);
       mode = next;
     },
     setLatency(ms: number) {
@@ -280,11 +307,8 @@ export async function startSimServer<Mode extends string>(options: SimServerOpti
     },
     inFlight: () => inFlight,
     aborted: () => aborted,
-    lateRequests: idle.lateRequests,
-    async close() {
-      server.closeAllConnections();
-      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    lateRequests: listener.lateRequests,
+    close: listener.close,
   };
 }
 

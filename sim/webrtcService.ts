@@ -5,7 +5,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { recordRequest } from './recordRequest.js';
-import { TRANSPORT_MODES, answersWithoutHttp, closeIdleConnections, latencyFor, wireOptions, writeAnswer } from './simServer.js';
+import { TRANSPORT_MODES, answersWithoutHttp, latencyFor, listenSimulated, wireOptions, writeAnswer } from './simServer.js';
 import type { RecordedRequest, SimulatedService, SimulatedServiceOptions } from './types.js';
 
 /**
@@ -106,7 +106,6 @@ function preflight(req: http.IncomingMessage): Answer {
 }
 
 export async function startWebrtcService(options: WebrtcServiceOptions = {}): Promise<SimulatedWebrtcService> {
-  const host = options.host ?? '127.0.0.1';
   let latencyMs = options.latencyMs ?? 0;
   const wire = wireOptions(options);
   let mode: WebrtcMode = 'normal';
@@ -180,40 +179,24 @@ export async function startWebrtcService(options: WebrtcServiceOptions = {}): Pr
     }
   }
 
-  const server = http.createServer((req, res) => {
-    if (idle.admit(req, res)) void handle(req, res);
-  });
-  // An idle keep-alive timeout (5 s unless told): a gateway that keeps pooled sockets longer meets resets.
-  const idle = closeIdleConnections(server, options);
-  server.listen(options.port ?? 0, host);
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  const port = (server.address() as { port: number }).port;
+  const listener = await listenSimulated(options, handle);
 
   const service: SimulatedWebrtcService = {
-    url: `http://${host}:${port}`,
-    port,
+    url: listener.url,
+    port: listener.port,
     requests,
     sessions,
     extraHeaders: {},
     setMode(next: string) {
       if (!(WEBRTC_MODES as readonly string[]).includes(next)) throw new Error(`unknown WebRTC service mode "${next}"`);
-      // Refused connections need the port closed; it is taken again (synchronously bound) when the mode changes back.
-      if (next === 'down' && server.listening) {
-        server.close();
-        server.closeAllConnections();
-      } else if (next !== 'down' && !server.listening) {
-        server.listen(port, host);
-      }
+      listener.followMode(next);
       mode = next as WebrtcMode;
     },
     setLatency(ms: number) {
       latencyMs = ms;
     },
-    lateRequests: idle.lateRequests,
-    async close() {
-      server.closeAllConnections();
-      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    lateRequests: listener.lateRequests,
+    close: listener.close,
   };
   return service;
 }
